@@ -1,0 +1,28 @@
+//! Endpoint configuration: the YAML file, from raw text to a validated [`GatewayConfig`].
+//!
+//! # Layout
+//!
+//! - [`model`]: the validated types the runtime reads.
+//! - [`providers`]: provider names and the typed per-provider `model.config` blocks.
+//! - [`load`]: the public entry points ([`load_str`], [`load_file`]) and the whole-document walk.
+//! - [`keys`]: `$ENV_VAR` / key-file / literal API-key resolution.
+//! - [`limits`]: the `limit.renewal_period` grammar.
+//! - `endpoints`, `routes`, `blocks`, `fields`: the per-part checks behind [`load`].
+
+mod blocks;
+mod endpoints;
+mod fields;
+pub mod keys;
+pub mod limits;
+pub mod load;
+pub mod model;
+pub mod providers;
+mod routes;
+#[cfg(test)]
+mod test_support;
+
+pub use load::{
+    load_file, load_str, parse_allowed_providers, ConfigErrors, ConfigIssue, LoadOptions, Loaded,
+};
+pub use model::*;
+pub use providers::*;

@@ -1,0 +1,199 @@
+//! The one error type of the request path: what went wrong, where it came from, and whether a retry
+//! may help. Mapping it to an HTTP status and body happens in exactly one place, in the binary's
+//! `error` module, because the body shape depends on the API family the client called.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+/// Where a failure originated; decides logging level and retry policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// The client sent something we refuse (validation, unknown endpoint, wrong type).
+    Client,
+    /// The provider failed or answered with an error.
+    Upstream,
+    /// Something in the gateway itself (a stopped actor, a bug).
+    Internal,
+}
+
+/// A payload-free classification of the error. `label()` is what metrics and logs use, so a metric
+/// label can never carry a message, a key or a URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Request body failed schema validation (422, pydantic-style list in `detail`).
+    Validation,
+    /// Request body is bigger than the configured limit (413).
+    PayloadTooLarge,
+    /// `model` was passed on an invocation path that does not allow it (422).
+    ModelNotPermitted,
+    /// A provider-specific parameter rule (422 or 400, message from the provider module).
+    InvalidParameter,
+    /// No endpoint or route has that name (404).
+    NotFound,
+    /// `/v1/*` asked an endpoint of another type (400).
+    WrongEndpointType,
+    /// The provider does not implement this route type or streaming for it (501).
+    NotImplemented,
+    /// The provider answered with an HTTP error status; passed through.
+    UpstreamStatus,
+    /// The provider answered with a content type we cannot read (502).
+    UpstreamContentType,
+    /// The provider answered 2xx with a body we could not translate (502).
+    UpstreamProtocol,
+    /// Could not connect to the provider (502).
+    UpstreamConnect,
+    /// The provider took too long (504).
+    UpstreamTimeout,
+    /// Rate limit exceeded (429).
+    RateLimited,
+    /// The target is unavailable: circuit open or no actor to serve it (503).
+    Unavailable,
+    /// A gateway bug or a lost actor (500).
+    Internal,
+}
+
+impl ErrorKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Validation => "validation",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::ModelNotPermitted => "model_not_permitted",
+            Self::InvalidParameter => "invalid_parameter",
+            Self::NotFound => "not_found",
+            Self::WrongEndpointType => "wrong_endpoint_type",
+            Self::NotImplemented => "not_implemented",
+            Self::UpstreamStatus => "upstream_status",
+            Self::UpstreamContentType => "upstream_content_type",
+            Self::UpstreamProtocol => "upstream_protocol",
+            Self::UpstreamConnect => "upstream_connect",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::RateLimited => "rate_limited",
+            Self::Unavailable => "unavailable",
+            Self::Internal => "internal",
+        }
+    }
+
+    pub fn origin(self) -> Origin {
+        match self {
+            Self::Validation
+            | Self::PayloadTooLarge
+            | Self::ModelNotPermitted
+            | Self::InvalidParameter
+            | Self::NotFound
+            | Self::WrongEndpointType
+            | Self::NotImplemented
+            | Self::RateLimited => Origin::Client,
+            Self::UpstreamStatus
+            | Self::UpstreamContentType
+            | Self::UpstreamProtocol
+            | Self::UpstreamConnect
+            | Self::UpstreamTimeout => Origin::Upstream,
+            Self::Unavailable | Self::Internal => Origin::Internal,
+        }
+    }
+}
+
+/// A request-path failure. `detail` is what MLflow puts under `"detail"`: usually a string, a
+/// pydantic-style list for validation errors, or the upstream's JSON object when it had no
+/// `error.message`. It never contains a credential: provider modules build it from upstream bodies
+/// only after the request was sent, and never from headers or URLs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GatewayError {
+    pub kind: ErrorKind,
+    pub status: u16,
+    pub detail: Value,
+    /// From an upstream `Retry-After`, when it sent one.
+    pub retry_after: Option<Duration>,
+}
+
+impl GatewayError {
+    pub fn new(kind: ErrorKind, status: u16, detail: impl Into<Value>) -> Self {
+        Self {
+            kind,
+            status,
+            detail: detail.into(),
+            retry_after: None,
+        }
+    }
+
+    /// MLflow's 501 for a route type a provider does not serve.
+    pub fn not_implemented(route_word: &str, provider_display: &str) -> Self {
+        Self::new(
+            ErrorKind::NotImplemented,
+            501,
+            format!("The {route_word} route is not implemented for {provider_display} models."),
+        )
+    }
+
+    /// Streaming asked of a provider (or route type) that cannot stream; decided before any byte.
+    pub fn streaming_not_supported(route_word: &str, provider_display: &str) -> Self {
+        Self::new(
+            ErrorKind::NotImplemented,
+            501,
+            format!("The {route_word} streaming route is not implemented for {provider_display} models."),
+        )
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        Self::new(ErrorKind::Internal, 500, message.into())
+    }
+
+    pub fn origin(&self) -> Origin {
+        self.kind.origin()
+    }
+
+    /// Connection errors, 429 and 5xx from upstream may succeed on another try (before the first
+    /// byte reached the client); nothing else does.
+    pub fn retryable(&self) -> bool {
+        match self.kind {
+            ErrorKind::UpstreamConnect | ErrorKind::UpstreamTimeout => true,
+            ErrorKind::UpstreamStatus => self.status == 429 || self.status >= 500,
+            _ => false,
+        }
+    }
+
+    /// The detail as one human-readable line (for `/v1` bodies and log lines).
+    pub fn message(&self) -> String {
+        match &self.detail {
+            Value::String(s) => s.clone(),
+            Value::Array(items) => items
+                .iter()
+                .map(|item| {
+                    let loc = item
+                        .get("loc")
+                        .and_then(Value::as_array)
+                        .map(|parts| {
+                            parts
+                                .iter()
+                                .map(|p| match p {
+                                    Value::String(s) => s.clone(),
+                                    other => other.to_string(),
+                                })
+                                .collect::<Vec<_>>()
+                                .join(".")
+                        })
+                        .unwrap_or_default();
+                    let msg = item.get("msg").and_then(Value::as_str).unwrap_or("invalid");
+                    format!("{loc}: {msg}")
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            other => other.to_string(),
+        }
+    }
+}
+
+impl std::fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.status,
+            self.kind.label(),
+            self.message()
+        )
+    }
+}
+
+impl std::error::Error for GatewayError {}

@@ -1,0 +1,70 @@
+//! Messages between the runtime's actors, each a documented struct named for what happened.
+
+use std::sync::Arc;
+
+use actix::prelude::*;
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::config::GatewayConfig;
+use crate::dispatch::Dispatcher;
+use crate::error::GatewayError;
+use crate::schema::UnifiedRequest;
+
+/// The watcher read new config-file content (or `SIGHUP` asked for a reload): the registry should
+/// validate it and, when valid, publish it.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ConfigChanged {
+    pub text: String,
+    /// Reload even when the content is byte-identical (env vars or key files may have changed).
+    pub forced: bool,
+}
+
+/// Force a re-read of the config file now (sent on `SIGHUP`).
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct ForceReload;
+
+/// A notify event touched the config's directory; the watcher debounces these.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct FileSystemEvent;
+
+/// A worker's dispatcher came up and wants every future config.
+#[derive(Message)]
+#[rtype(result = "()")]
+pub struct RegisterWorker {
+    pub dispatcher: Addr<Dispatcher>,
+}
+
+/// A new validated config, numbered by generation so a worker never goes back to an older one.
+#[derive(Message, Clone)]
+#[rtype(result = "()")]
+pub struct RoutesUpdated {
+    pub generation: u64,
+    pub config: Arc<GatewayConfig>,
+}
+
+/// One client request for one endpoint's provider: the hot-path message, sent by a handler to the
+/// provider actor on its own worker thread.
+#[derive(Message)]
+#[rtype(result = "Result<InvokeReply, GatewayError>")]
+pub struct Invoke {
+    pub request: UnifiedRequest,
+}
+
+/// What a provider answers once it knows the outcome: a whole JSON body, or (for `stream: true`)
+/// a stream whose upstream already answered 2xx. Failures known before that are `Err`, so the
+/// handler can still send a proper status.
+pub enum InvokeReply {
+    /// A serialised unified response (compact JSON).
+    Json(Bytes),
+    /// Serialised unified chunks, one JSON document each; an `Err` item ends the stream.
+    Stream(ChunkReceiver),
+}
+
+/// The bounded channel a streaming provider task fills. Dropping the receiver (client gone) makes
+/// the producer's next send fail, which ends the task and drops the upstream connection.
+pub type ChunkReceiver = mpsc::Receiver<Result<Bytes, GatewayError>>;
+pub type ChunkSender = mpsc::Sender<Result<Bytes, GatewayError>>;

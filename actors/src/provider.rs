@@ -1,0 +1,120 @@
+//! The ProviderSupervisor actor: one per (endpoint, worker), started through actix's `Supervisor`.
+//!
+//! It owns what must live on the worker thread (the provider's pooled HTTP client, which is
+//! `!Send`) and turns each [`Invoke`] into a reply. The work itself runs in a spawned future, not
+//! in the actor's context, so a reload that drops the actor never cuts off a request or stream
+//! that is already running.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix::prelude::*;
+
+use crate::config::{Endpoint, EndpointType, ProviderConfig};
+use crate::error::GatewayError;
+use crate::messages::{Invoke, InvokeReply};
+use crate::providers::mock::MockBackend;
+
+/// Limits and timeouts for talking to providers; from the server settings.
+#[derive(Debug, Clone)]
+pub struct UpstreamSettings {
+    /// TCP + TLS connect.
+    pub connect_timeout: Duration,
+    /// From sending the request to the response head.
+    pub first_byte_timeout: Duration,
+    /// Longest silence between two chunks of a streamed body.
+    pub idle_timeout: Duration,
+    /// Whole exchange, body included (MLflow's `MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS`).
+    pub total_timeout: Duration,
+    /// Largest non-streamed upstream body we read.
+    pub max_response_bytes: usize,
+    /// Chunks buffered between a provider stream and the client; bounds memory per stream and
+    /// gives backpressure.
+    pub stream_buffer: usize,
+}
+
+impl Default for UpstreamSettings {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            first_byte_timeout: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(120),
+            total_timeout: Duration::from_secs(300),
+            max_response_bytes: 64 * 1024 * 1024,
+            stream_buffer: 64,
+        }
+    }
+}
+
+/// The provider-specific half of the actor.
+enum Backend {
+    Mock(MockBackend),
+    /// Configured and validated, but this build has no translation for it yet: 501.
+    Unavailable,
+}
+
+pub struct ProviderSupervisor {
+    endpoint: Arc<Endpoint>,
+    upstream: UpstreamSettings,
+    backend: Backend,
+}
+
+impl ProviderSupervisor {
+    /// Starts the actor on the current worker's arbiter, restarted by actix if it ever stops.
+    pub fn start_supervised(endpoint: Arc<Endpoint>, upstream: UpstreamSettings) -> Addr<Self> {
+        Supervisor::start(move |_| {
+            let backend = build_backend(&endpoint, &upstream);
+            Self {
+                endpoint,
+                upstream,
+                backend,
+            }
+        })
+    }
+}
+
+fn build_backend(endpoint: &Endpoint, upstream: &UpstreamSettings) -> Backend {
+    match &endpoint.model.config {
+        ProviderConfig::Mock(config) => Backend::Mock(MockBackend::new(
+            endpoint,
+            config.clone(),
+            upstream.stream_buffer,
+        )),
+        _ => Backend::Unavailable,
+    }
+}
+
+impl Actor for ProviderSupervisor {
+    type Context = Context<Self>;
+}
+
+impl Supervised for ProviderSupervisor {
+    fn restarting(&mut self, _: &mut Self::Context) {
+        tracing::warn!(endpoint = %self.endpoint.name, "provider actor restarting");
+        self.backend = build_backend(&self.endpoint, &self.upstream);
+    }
+}
+
+impl Handler<Invoke> for ProviderSupervisor {
+    type Result = ResponseFuture<Result<InvokeReply, GatewayError>>;
+
+    fn handle(&mut self, msg: Invoke, _: &mut Self::Context) -> Self::Result {
+        match &self.backend {
+            Backend::Mock(mock) => Box::pin(mock.clone().invoke(msg.request)),
+            Backend::Unavailable => {
+                let provider = self.endpoint.model.provider;
+                let route: EndpointType = msg.request.endpoint_type();
+                let error = GatewayError::new(
+                    crate::error::ErrorKind::NotImplemented,
+                    501,
+                    format!(
+                        "The {} route for provider '{}' is not available in this Switchyard build yet.",
+                        route.route_word(),
+                        provider.as_str()
+                    ),
+                );
+                Box::pin(async move { Err(error) })
+            }
+        }
+    }
+}

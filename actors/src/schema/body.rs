@@ -1,0 +1,257 @@
+//! Request body to JSON value, with the exact errors MLflow's FastAPI app gives for an empty body,
+//! a non-JSON content type, undecodable bytes, malformed JSON and a top-level non-object.
+
+use serde_json::{json, Value};
+
+use super::pyjson::{decode_body, locate_error};
+use crate::error::{ErrorKind, GatewayError};
+
+/// FastAPI's answer when the body bytes cannot even be decoded to text (not a 422).
+const UNDECODABLE_BODY: &str = "There was an error parsing the body";
+
+/// The message pydantic gives when a model receives something other than an object.
+pub(crate) const NOT_AN_OBJECT: &str =
+    "Input should be a valid dictionary or object to extract fields from";
+
+/// A 422 whose `detail` is a pydantic-style error list.
+pub(crate) fn unprocessable(items: Vec<Value>) -> GatewayError {
+    GatewayError::new(ErrorKind::Validation, 422, Value::Array(items))
+}
+
+/// The single error item for a body that is not a JSON object.
+pub(crate) fn not_an_object(input: Value) -> GatewayError {
+    unprocessable(vec![json!({
+        "type": "model_attributes_type",
+        "loc": ["body"],
+        "msg": NOT_AN_OBJECT,
+        "input": input,
+    })])
+}
+
+/// Parses an HTTP request body as MLflow does before schema validation.
+///
+/// - empty body: 422 `missing` at `["body"]` (whatever the content type);
+/// - content type not `application/json` or `application/*+json` (parameters allowed, case
+///   ignored): the raw text is what gets validated, so 422 `model_attributes_type` with the text as
+///   `input`;
+/// - bytes that do not decode (invalid UTF-8, broken UTF-16): 400
+///   `There was an error parsing the body`, as FastAPI answers;
+/// - malformed JSON: 422 `json_invalid` at `["body", <char offset>]` with Python's message in
+///   `ctx.error`; input Python accepts but serde_json does not (`NaN`, numbers beyond f64, lone
+///   surrogates, nesting deeper than 128) gets serde_json's reason instead; MLflow fails on those
+///   later with a 500 or 400, so a clean 422 is the better answer;
+/// - a top-level value that is not an object: 422 `model_attributes_type` with the value as input.
+pub fn parse_json_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, GatewayError> {
+    if body.is_empty() {
+        return Err(unprocessable(vec![json!({
+            "type": "missing",
+            "loc": ["body"],
+            "msg": "Field required",
+            "input": null,
+        })]));
+    }
+    if !is_json_content_type(content_type) {
+        return Err(not_an_object(Value::String(
+            String::from_utf8_lossy(body).into_owned(),
+        )));
+    }
+    let text = decode_body(body)
+        .map_err(|_| GatewayError::new(ErrorKind::Validation, 400, UNDECODABLE_BODY))?;
+    match serde_json::from_str::<Value>(&text) {
+        Ok(value @ Value::Object(_)) => Ok(value),
+        Ok(other) => Err(not_an_object(other)),
+        Err(err) => Err(json_invalid(&text, &err)),
+    }
+}
+
+/// True for `application/json` and `application/<anything>+json`, read the way Python's
+/// `email.message` reads a content type (first `;` part, trimmed, lower-cased, exactly one `/`).
+pub fn is_json_content_type(content_type: Option<&str>) -> bool {
+    let Some(value) = content_type else {
+        return false;
+    };
+    let media = value.split(';').next().unwrap_or("").trim().to_lowercase();
+    if media.matches('/').count() != 1 {
+        return false;
+    }
+    match media.split_once('/') {
+        Some(("application", subtype)) => subtype == "json" || subtype.ends_with("+json"),
+        _ => false,
+    }
+}
+
+fn json_invalid(text: &str, err: &serde_json::Error) -> GatewayError {
+    let (reason, pos) = match locate_error(text) {
+        Some(py) => (py.msg.to_owned(), py.pos),
+        None => (serde_reason(err), serde_char_offset(text, err)),
+    };
+    unprocessable(vec![json!({
+        "type": "json_invalid",
+        "loc": ["body", pos],
+        "msg": "JSON decode error",
+        "input": {},
+        "ctx": {"error": reason},
+    })])
+}
+
+/// serde_json's message without its " at line L column C" suffix.
+fn serde_reason(err: &serde_json::Error) -> String {
+    let full = err.to_string();
+    let suffix = format!(" at line {} column {}", err.line(), err.column());
+    full.strip_suffix(&suffix).unwrap_or(&full).to_owned()
+}
+
+/// serde_json counts 1-based lines and byte columns; Python reports a character offset.
+fn serde_char_offset(text: &str, err: &serde_json::Error) -> usize {
+    let line_start = text
+        .split_inclusive('\n')
+        .take(err.line().saturating_sub(1))
+        .map(str::len)
+        .sum::<usize>();
+    let mut byte = (line_start + err.column().saturating_sub(1)).min(text.len());
+    while !text.is_char_boundary(byte) {
+        byte -= 1;
+    }
+    text[..byte].chars().count()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn detail(r: Result<Value, GatewayError>) -> (u16, Value) {
+        let e = r.expect_err("expected an error");
+        (e.status, e.detail)
+    }
+
+    const JSON: Option<&str> = Some("application/json");
+
+    // Expected bodies below were captured from MLflow 3.17.2's FastAPI app (see §3 of the spec).
+    #[test]
+    fn empty_body_is_missing() {
+        for ct in [JSON, Some("text/plain"), None] {
+            assert_eq!(
+                detail(parse_json_body(ct, b"")),
+                (
+                    422,
+                    json!([{"type":"missing","loc":["body"],"msg":"Field required","input":null}])
+                )
+            );
+        }
+    }
+
+    #[test]
+    fn non_json_content_type_validates_the_raw_text() {
+        for ct in [
+            None,
+            Some("text/plain"),
+            Some(""),
+            Some("application/jsonx"),
+            Some("application"),
+            Some("multipart/form-data"),
+        ] {
+            assert_eq!(
+                detail(parse_json_body(ct, b"{\"a\":1}")),
+                (
+                    422,
+                    json!([{"type":"model_attributes_type","loc":["body"],"msg":NOT_AN_OBJECT,"input":"{\"a\":1}"}])
+                ),
+                "content type {ct:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn json_content_types_are_recognised() {
+        for ct in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "APPLICATION/JSON",
+            " application/json ",
+            "application/vnd.api+json",
+            "application/merge-patch+json;q=1",
+        ] {
+            assert!(is_json_content_type(Some(ct)), "{ct}");
+            assert_eq!(
+                parse_json_body(Some(ct), b"{\"a\":1}").ok(),
+                Some(json!({"a":1}))
+            );
+        }
+    }
+
+    #[test]
+    fn malformed_json_has_pythons_message_and_position() {
+        assert_eq!(
+            detail(parse_json_body(JSON, b"abc")),
+            (
+                422,
+                json!([{"type":"json_invalid","loc":["body",0],"msg":"JSON decode error","input":{},"ctx":{"error":"Expecting value"}}])
+            )
+        );
+        let (_, d) = detail(parse_json_body(JSON, b"{\"a\":1,}"));
+        assert_eq!(
+            d,
+            json!([{"type":"json_invalid","loc":["body",7],"msg":"JSON decode error","input":{},"ctx":{"error":"Expecting property name enclosed in double quotes"}}])
+        );
+        let (_, d) = detail(parse_json_body(JSON, b"{\"a\":1} x"));
+        assert_eq!(d[0]["loc"], json!(["body", 8]));
+        assert_eq!(d[0]["ctx"], json!({"error": "Extra data"}));
+        let (_, d) = detail(parse_json_body(JSON, b"  "));
+        assert_eq!(d[0]["loc"], json!(["body", 2]));
+    }
+
+    #[test]
+    fn what_python_accepts_but_serde_refuses_is_a_clean_422() {
+        let (status, d) = detail(parse_json_body(JSON, b"{\"t\": NaN}"));
+        assert_eq!(status, 422);
+        assert_eq!(d[0]["type"], "json_invalid");
+        assert_eq!(d[0]["loc"], json!(["body", 6]));
+
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        let (status, d) = detail(parse_json_body(JSON, deep.as_bytes()));
+        assert_eq!(status, 422);
+        assert_eq!(d[0]["ctx"]["error"], "recursion limit exceeded");
+
+        let (status, d) = detail(parse_json_body(JSON, b"{\"a\":\n 1e400}"));
+        assert_eq!(status, 422);
+        assert_eq!(d[0]["ctx"]["error"], "number out of range");
+    }
+
+    #[test]
+    fn undecodable_bytes_get_fastapis_400() {
+        let e = parse_json_body(JSON, b"{\"a\":\"\xff\"}").expect_err("must fail");
+        assert_eq!(e.status, 400);
+        assert_eq!(e.detail, json!("There was an error parsing the body"));
+    }
+
+    #[test]
+    fn bom_and_utf16_are_decoded() {
+        assert_eq!(
+            parse_json_body(JSON, b"\xef\xbb\xbf{\"a\":1}").ok(),
+            Some(json!({"a":1}))
+        );
+        let utf16: Vec<u8> = "{\"a\":1}"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
+        assert_eq!(parse_json_body(JSON, &utf16).ok(), Some(json!({"a":1})));
+    }
+
+    #[test]
+    fn top_level_non_object_is_model_attributes_type() {
+        for (raw, input) in [
+            ("[1]", json!([1])),
+            ("null", Value::Null),
+            ("\"str\"", json!("str")),
+            ("1.5", json!(1.5)),
+        ] {
+            assert_eq!(
+                detail(parse_json_body(JSON, raw.as_bytes())),
+                (
+                    422,
+                    json!([{"type":"model_attributes_type","loc":["body"],"msg":NOT_AN_OBJECT,"input":input}])
+                )
+            );
+        }
+    }
+}

@@ -1,0 +1,32 @@
+//! The unified request, response and stream-chunk schemas (MLflow's `llm/v1/*` shapes), request
+//! body parsing, and validation into MLflow's pydantic-style 422 details.
+//!
+//! - [`parse_json_body`]: HTTP body bytes to a JSON object, with FastAPI's errors.
+//! - [`UnifiedRequest::validate`]: a JSON object to a typed, validated request for an endpoint type.
+//! - `Serialize` on the request types: the payload MLflow sends upstream (nulls dropped, `n`
+//!   always present, extra keys kept in order).
+//! - [`response`]: what providers produce and handlers serialise.
+
+mod body;
+mod lax;
+mod pyjson;
+mod request;
+pub mod response;
+mod validate;
+
+#[cfg(test)]
+mod tests;
+
+pub use body::{is_json_content_type, parse_json_body};
+pub use request::{
+    AudioFormat, ChatRequest, CommonParams, CompletionsRequest, ContentPart, EmbeddingsInput,
+    EmbeddingsRequest, FunctionDef, FunctionName, ImageDetail, ImageUrl, InputAudio,
+    JsonSchemaSpec, Message, MessageContent, NamedToolChoice, ResponseFormat, ResponseFormatKind,
+    SummaryPart, Tool, ToolChoice, ToolChoiceMode, ToolKind, UcFunction, UnifiedRequest,
+};
+pub use response::{
+    ChatChoice, ChatChunk, ChatChunkChoice, ChatDelta, ChatResponse, ChatUsage, CompletionsChoice,
+    CompletionsChunk, CompletionsChunkChoice, CompletionsResponse, CompletionsUsage, Embedding,
+    EmbeddingObject, EmbeddingsResponse, EmbeddingsUsage, FunctionCall, PromptTokensDetails,
+    ResponseMessage, ToolCall, ToolCallDelta,
+};

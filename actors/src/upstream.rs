@@ -1,0 +1,397 @@
+//! Talking HTTP to providers: the pooled client each provider actor builds once, sending a JSON
+//! request under the connect / first-byte / idle / total timeouts, reading JSON replies the way
+//! MLflow does (content-type rules, error details), and pumping a streamed body into whole SSE
+//! events. No provider-specific knowledge lives here, and no credential ever reaches an error:
+//! errors are built from statuses, content types and upstream bodies only, never from the
+//! request's headers or URL.
+
+use std::time::{Duration, Instant};
+
+use awc::error::{ConnectError, PayloadError, SendRequestError};
+use awc::http::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use bytes::Bytes;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+use crate::error::{ErrorKind, GatewayError};
+use crate::provider::UpstreamSettings;
+use crate::sse::{SseDecoder, SseEvent};
+
+/// Builds the client a provider actor keeps for its lifetime: keep-alive pooling, no connection
+/// cap (awc's default of 100 would silently queue requests under load), TLS through rustls, and
+/// no redirects (as MLflow).
+pub fn build_client(settings: &UpstreamSettings) -> awc::Client {
+    let connector = awc::Connector::new()
+        .limit(0)
+        .timeout(settings.connect_timeout)
+        .conn_keep_alive(Duration::from_secs(60))
+        .conn_lifetime(Duration::from_secs(300));
+    awc::Client::builder()
+        .connector(connector)
+        .disable_redirects()
+        // awc's own timeout covers sending the request and receiving the response head.
+        .timeout(settings.first_byte_timeout.min(settings.total_timeout))
+        .finish()
+}
+
+/// A provider's response head with its body still to read (awc's default payload type: we never
+/// ask for compressed bodies, so none needs decoding).
+pub type UpstreamResponse = awc::ClientResponse;
+
+/// A provider request, ready to send.
+pub struct UpstreamRequest {
+    pub url: String,
+    /// Header name and value; values are secrets as often as not, so they are never logged.
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+}
+
+/// Sends the request and waits for the response head.
+pub async fn send(
+    client: &awc::Client,
+    request: UpstreamRequest,
+) -> Result<UpstreamResponse, GatewayError> {
+    let mut builder = client
+        .post(&request.url)
+        .insert_header((CONTENT_TYPE, "application/json"));
+    for (name, value) in &request.headers {
+        let value = HeaderValue::from_str(value).map_err(|_| {
+            // Config loading refuses control characters in keys; this is a last guard.
+            GatewayError::internal(format!("invalid value for upstream header '{name}'"))
+        })?;
+        builder = builder.insert_header((HeaderName::from_static(name), value));
+    }
+    builder.send_body(request.body).await.map_err(send_error)
+}
+
+fn send_error(error: SendRequestError) -> GatewayError {
+    match error {
+        SendRequestError::Timeout => GatewayError::new(
+            ErrorKind::UpstreamTimeout,
+            504,
+            "The provider did not answer in time.",
+        ),
+        SendRequestError::Connect(ConnectError::Timeout) => GatewayError::new(
+            ErrorKind::UpstreamTimeout,
+            504,
+            "Timed out connecting to the provider.",
+        ),
+        SendRequestError::Connect(err) => GatewayError::new(
+            ErrorKind::UpstreamConnect,
+            502,
+            format!(
+                "Could not connect to the provider: {}",
+                describe_connect_error(&err)
+            ),
+        ),
+        other => GatewayError::new(
+            ErrorKind::UpstreamConnect,
+            502,
+            format!(
+                "The request to the provider failed: {}",
+                short(&other.to_string())
+            ),
+        ),
+    }
+}
+
+/// Connect errors can embed the resolved host; keep the kind, not the address.
+fn describe_connect_error(error: &ConnectError) -> &'static str {
+    match error {
+        ConnectError::Resolver(_) => "name resolution failed",
+        ConnectError::NoRecords => "the host name has no address",
+        ConnectError::Timeout => "timed out",
+        ConnectError::Unresolved => "the address could not be resolved",
+        ConnectError::Io(_) => "connection refused or reset",
+        ConnectError::Disconnected => "the connection was closed",
+        _ => "TLS or protocol failure",
+    }
+}
+
+fn short(text: &str) -> String {
+    text.chars().take(200).collect()
+}
+
+/// Reads a whole (non-streamed) body under the idle and total limits, and the size cap.
+pub async fn read_body(
+    response: &mut UpstreamResponse,
+    settings: &UpstreamSettings,
+    deadline: Instant,
+) -> Result<Bytes, GatewayError> {
+    let mut body = bytes::BytesMut::new();
+    loop {
+        let next = next_chunk(response, settings, deadline).await?;
+        let Some(chunk) = next else { break };
+        if body.len() + chunk.len() > settings.max_response_bytes {
+            return Err(GatewayError::new(
+                ErrorKind::UpstreamProtocol,
+                502,
+                format!(
+                    "The provider's response is larger than {} bytes.",
+                    settings.max_response_bytes
+                ),
+            ));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body.freeze())
+}
+
+/// The next body chunk, bounded by the idle gap and the total deadline.
+async fn next_chunk(
+    response: &mut UpstreamResponse,
+    settings: &UpstreamSettings,
+    deadline: Instant,
+) -> Result<Option<Bytes>, GatewayError> {
+    let now = Instant::now();
+    let remaining = deadline.saturating_duration_since(now);
+    let wait = settings.idle_timeout.min(remaining);
+    match tokio::time::timeout(wait, response.next()).await {
+        Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
+        Ok(Some(Err(error))) => Err(payload_error(error)),
+        Ok(None) => Ok(None),
+        Err(_) if remaining <= settings.idle_timeout => Err(GatewayError::new(
+            ErrorKind::UpstreamTimeout,
+            504,
+            "The provider did not finish within the total timeout.",
+        )),
+        Err(_) => Err(GatewayError::new(
+            ErrorKind::UpstreamTimeout,
+            504,
+            "The provider stopped sending data (idle timeout).",
+        )),
+    }
+}
+
+fn payload_error(error: PayloadError) -> GatewayError {
+    let reason = match error {
+        PayloadError::Incomplete(_) => "the connection closed before the response was complete",
+        PayloadError::Overflow => "the response was too large",
+        _ => "the response body could not be read",
+    };
+    GatewayError::new(
+        ErrorKind::UpstreamProtocol,
+        502,
+        format!("The provider's response failed: {reason}."),
+    )
+}
+
+fn content_type(response: &UpstreamResponse) -> String {
+    response
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Reads a JSON reply as MLflow does: JSON content types parse; `text/plain` becomes
+/// `{"message": text}`; anything else is 502 even on 2xx. A status ≥ 400 becomes an
+/// [`ErrorKind::UpstreamStatus`] error carrying the same status and the upstream's detail.
+pub async fn read_json(
+    mut response: UpstreamResponse,
+    settings: &UpstreamSettings,
+    deadline: Instant,
+) -> Result<Value, GatewayError> {
+    let status = response.status().as_u16();
+    let content_type = content_type(&response);
+    let retry_after = retry_after(&response);
+    let body = read_body(&mut response, settings, deadline).await?;
+    let value = decode_body(&content_type, &body)?;
+    if status >= 400 {
+        let mut error = status_error(status, &value);
+        error.retry_after = retry_after;
+        return Err(error);
+    }
+    Ok(value)
+}
+
+/// Content-type rules for an upstream body (pure).
+pub fn decode_body(content_type: &str, body: &[u8]) -> Result<Value, GatewayError> {
+    let lowered = content_type.to_ascii_lowercase();
+    if lowered.contains("application/json")
+        || (lowered.starts_with("application/") && lowered.contains("+json"))
+    {
+        serde_json::from_slice(body).map_err(|_| {
+            GatewayError::new(
+                ErrorKind::UpstreamProtocol,
+                502,
+                "The provider answered with invalid JSON.",
+            )
+        })
+    } else if lowered.contains("text/plain") {
+        Ok(json!({ "message": String::from_utf8_lossy(body) }))
+    } else {
+        Err(GatewayError::new(
+            ErrorKind::UpstreamContentType,
+            502,
+            format!("The returned data type from the route service is not supported. Received content type: {content_type}"),
+        ))
+    }
+}
+
+/// MLflow's detail for an upstream error: `error.message` when present, else the whole body.
+pub fn status_error(status: u16, body: &Value) -> GatewayError {
+    let detail = match body.get("error") {
+        Some(Value::Object(error)) => error
+            .get("message")
+            .cloned()
+            .unwrap_or_else(|| body.clone()),
+        // MLflow crashes (500) on a string `error`; the string itself is the useful detail.
+        Some(Value::String(message)) => Value::String(message.clone()),
+        _ => body.clone(),
+    };
+    GatewayError::new(ErrorKind::UpstreamStatus, status, detail)
+}
+
+fn retry_after(response: &UpstreamResponse) -> Option<Duration> {
+    response
+        .headers()
+        .get("retry-after")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+}
+
+/// For streaming calls: a non-2xx status is read and turned into an error before any byte is
+/// sent to the client, so the client gets a real status instead of a broken stream.
+pub async fn check_stream_status(
+    response: UpstreamResponse,
+    settings: &UpstreamSettings,
+    deadline: Instant,
+) -> Result<UpstreamResponse, GatewayError> {
+    if response.status().as_u16() < 400 {
+        return Ok(response);
+    }
+    Err(match read_json(response, settings, deadline).await {
+        Err(error) => error,
+        Ok(_) => GatewayError::new(ErrorKind::UpstreamStatus, 502, "The provider failed."),
+    })
+}
+
+/// What a per-event translator says about one upstream event.
+pub enum EventOutcome {
+    /// Forward this serialised unified chunk.
+    Chunk(Bytes),
+    /// Nothing to forward (keep-alives, metadata events).
+    Skip,
+    /// The upstream said the stream is complete (`[DONE]`, `message_stop`).
+    Done,
+}
+
+/// Pumps an upstream SSE body into the client channel, one translated event at a time, until the
+/// upstream ends, fails, or the client goes away (a failed send drops the upstream response,
+/// which closes its connection). Mid-stream failures become a final `Err` item.
+pub async fn pump_sse<F>(
+    mut response: UpstreamResponse,
+    settings: UpstreamSettings,
+    deadline: Instant,
+    sender: crate::messages::ChunkSender,
+    mut translate: F,
+) where
+    F: FnMut(&SseEvent) -> Result<EventOutcome, GatewayError>,
+{
+    let mut decoder = SseDecoder::new();
+    loop {
+        let events = match next_chunk(&mut response, &settings, deadline).await {
+            Ok(Some(bytes)) => match decoder.push(&bytes) {
+                Ok(events) => events,
+                Err(_) => {
+                    let error = GatewayError::new(
+                        ErrorKind::UpstreamProtocol,
+                        502,
+                        "The provider sent an oversized stream event.",
+                    );
+                    let _ = sender.send(Err(error)).await;
+                    return;
+                }
+            },
+            Ok(None) => {
+                // End of body: flush a final unterminated event, then stop.
+                if let Some(event) = decoder.finish() {
+                    let _ = forward(&sender, translate(&event)).await;
+                }
+                return;
+            }
+            Err(error) => {
+                let _ = sender.send(Err(error)).await;
+                return;
+            }
+        };
+        for event in &events {
+            match forward(&sender, translate(event)).await {
+                Flow::Continue => {}
+                Flow::Stop => return,
+            }
+        }
+    }
+}
+
+enum Flow {
+    Continue,
+    Stop,
+}
+
+async fn forward(
+    sender: &crate::messages::ChunkSender,
+    outcome: Result<EventOutcome, GatewayError>,
+) -> Flow {
+    match outcome {
+        Ok(EventOutcome::Chunk(bytes)) => {
+            if sender.send(Ok(bytes)).await.is_err() {
+                tracing::debug!("stream stopped: client went away");
+                Flow::Stop
+            } else {
+                Flow::Continue
+            }
+        }
+        Ok(EventOutcome::Skip) => Flow::Continue,
+        Ok(EventOutcome::Done) => Flow::Stop,
+        Err(error) => {
+            let _ = sender.send(Err(error)).await;
+            Flow::Stop
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_detail_follows_mlflow() {
+        let e = status_error(
+            401,
+            &json!({"error": {"message": "Incorrect API key provided", "type": "x"}}),
+        );
+        assert_eq!(
+            (e.status, e.detail),
+            (401, json!("Incorrect API key provided"))
+        );
+        let e = status_error(400, &json!({"message": "Too many tokens"}));
+        assert_eq!(e.detail, json!({"message": "Too many tokens"}));
+        let e = status_error(500, &json!({"error": "boom"}));
+        assert_eq!(e.detail, json!("boom"));
+        assert!(e.retryable());
+    }
+
+    #[test]
+    fn content_types_follow_mlflow() {
+        assert_eq!(
+            decode_body("application/json; charset=utf-8", b"{\"a\":1}").unwrap(),
+            json!({"a": 1})
+        );
+        assert_eq!(
+            decode_body("text/plain", b"oops").unwrap(),
+            json!({"message": "oops"})
+        );
+        let e = decode_body("text/html; charset=utf-8", b"<html>").unwrap_err();
+        assert_eq!((e.status, e.kind), (502, ErrorKind::UpstreamContentType));
+        assert_eq!(
+            e.detail,
+            json!("The returned data type from the route service is not supported. Received content type: text/html; charset=utf-8")
+        );
+        let e = decode_body("application/json", b"{nope").unwrap_err();
+        assert_eq!((e.status, e.kind), (502, ErrorKind::UpstreamProtocol));
+    }
+}

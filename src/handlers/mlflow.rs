@@ -1,0 +1,55 @@
+//! MLflow's invocation paths: `POST /endpoints/{name}/invocations` and its twin under `/gateway/`.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use switchyard_actors::error::{ErrorKind, GatewayError};
+use switchyard_actors::schema::UnifiedRequest;
+
+use super::invoke::{invoke, read_json};
+use super::{target_type, WorkerState};
+use crate::error::{error_response, not_found, ApiFamily};
+
+/// MLflow's text when a client tries to choose the model on an invocation path.
+const MODEL_NOT_PERMITTED: &str = "The parameter 'model' is not permitted to be passed. The route being queried already defines a model instance.";
+
+/// Invoke an endpoint or traffic route with a unified chat, completions or embeddings body.
+#[utoipa::path(
+    post,
+    path = "/endpoints/{name}/invocations",
+    params(("name" = String, Path, description = "Endpoint or traffic-route name")),
+    request_body(content = Object, description = "A unified chat, completions or embeddings request, by the endpoint's type"),
+    responses(
+        (status = 200, description = "Unified response, or an SSE stream when `stream` is true"),
+        (status = 404, description = "No endpoint or route with that name"),
+        (status = 422, description = "The body failed validation"),
+        (status = 501, description = "The provider does not implement this route type"),
+    ),
+    tag = "invocations"
+)]
+pub async fn invocations(
+    name: web::Path<String>,
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<WorkerState>,
+) -> HttpResponse {
+    let table = state.table();
+    let Some(target) = table.target(&name) else {
+        return not_found();
+    };
+    let outcome = async {
+        let body = read_json(&request, payload, state.body_limit).await?;
+        let unified = UnifiedRequest::validate(target_type(target), body)?;
+        if unified.model().is_some() {
+            return Err(GatewayError::new(
+                ErrorKind::ModelNotPermitted,
+                422,
+                MODEL_NOT_PERMITTED,
+            ));
+        }
+        Ok(unified)
+    }
+    .await;
+    match outcome {
+        Ok(unified) => invoke(target, unified, ApiFamily::Mlflow).await,
+        Err(error) => error_response(&error, ApiFamily::Mlflow),
+    }
+}

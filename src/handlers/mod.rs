@@ -1,0 +1,33 @@
+//! HTTP handlers, one module per API family.
+
+pub mod invoke;
+pub mod metadata;
+pub mod mlflow;
+pub mod openai;
+pub mod ops;
+
+use std::sync::Arc;
+
+use switchyard_actors::config::EndpointType;
+use switchyard_actors::dispatch::{RouteTable, SharedTable, Target};
+
+/// Per-worker state every handler reaches through `web::Data`.
+pub struct WorkerState {
+    /// This worker's route table; loading it takes no lock and sends no message.
+    pub table: SharedTable,
+    pub body_limit: usize,
+}
+
+impl WorkerState {
+    pub fn table(&self) -> Arc<RouteTable> {
+        self.table.load_full()
+    }
+}
+
+/// The unified API a target serves.
+pub fn target_type(target: &Target) -> EndpointType {
+    match target {
+        Target::Endpoint(endpoint) => endpoint.endpoint.endpoint_type,
+        Target::Route(route) => route.route.task_type,
+    }
+}

@@ -1,0 +1,83 @@
+//! The OpenAI-compatible paths under `/v1`: the body's `model` names an endpoint or traffic route.
+
+use actix_web::{web, HttpRequest, HttpResponse};
+use serde_json::json;
+use switchyard_actors::config::EndpointType;
+use switchyard_actors::error::{ErrorKind, GatewayError};
+use switchyard_actors::schema::UnifiedRequest;
+
+use super::invoke::{invoke, read_json};
+use super::{target_type, WorkerState};
+use crate::error::{error_response, ApiFamily};
+
+#[utoipa::path(post, path = "/v1/chat/completions", request_body = Object,
+    responses((status = 200, description = "Chat completion, or an SSE stream ending with `data: [DONE]`")), tag = "openai")]
+pub async fn chat(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<WorkerState>,
+) -> HttpResponse {
+    handle(EndpointType::Chat, request, payload, state).await
+}
+
+#[utoipa::path(post, path = "/v1/completions", request_body = Object,
+    responses((status = 200, description = "Text completion, or an SSE stream ending with `data: [DONE]`")), tag = "openai")]
+pub async fn completions(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<WorkerState>,
+) -> HttpResponse {
+    handle(EndpointType::Completions, request, payload, state).await
+}
+
+#[utoipa::path(post, path = "/v1/embeddings", request_body = Object,
+    responses((status = 200, description = "Embeddings")), tag = "openai")]
+pub async fn embeddings(
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<WorkerState>,
+) -> HttpResponse {
+    handle(EndpointType::Embeddings, request, payload, state).await
+}
+
+async fn handle(
+    kind: EndpointType,
+    request: HttpRequest,
+    payload: web::Payload,
+    state: web::Data<WorkerState>,
+) -> HttpResponse {
+    let table = state.table();
+    let outcome = async {
+        let body = read_json(&request, payload, state.body_limit).await?;
+        // The body is validated against the path's schema first (as MLflow does), then `model`
+        // picks the target.
+        let mut unified = UnifiedRequest::validate(kind, body)?;
+        let Some(name) = unified.take_model() else {
+            return Err(GatewayError::new(
+                ErrorKind::Validation,
+                422,
+                json!([{"type": "missing", "loc": ["body", "model"], "msg": "Field required: 'model' must name an endpoint or route", "input": null}]),
+            ));
+        };
+        let Some(target) = table.target(&name) else {
+            return Err(GatewayError::new(
+                ErrorKind::NotFound,
+                404,
+                format!("The model '{name}' does not exist: no endpoint or route has that name."),
+            ));
+        };
+        if target_type(target) != kind {
+            return Err(GatewayError::new(
+                ErrorKind::WrongEndpointType,
+                400,
+                format!("Endpoint '{name}' is not a {} endpoint.", kind.route_word()),
+            ));
+        }
+        Ok((target, unified))
+    }
+    .await;
+    match outcome {
+        Ok((target, unified)) => invoke(target, unified, ApiFamily::OpenAi).await,
+        Err(error) => error_response(&error, ApiFamily::OpenAi),
+    }
+}

@@ -1,0 +1,17 @@
+//! Switchyard's HTTP and CLI shell around the `switchyard-actors` runtime.
+//!
+//! # Layout
+//!
+//! - [`settings`]: server settings from the `config` crate (file + `SWITCHYARD_*` variables).
+//! - [`server`]: starts the control actors and the actix-web workers; `configure` declares routes.
+//! - [`handlers`]: one module per API family (MLflow invocations, OpenAI `/v1`, metadata, ops).
+//! - [`error`]: the single mapping from a request-path error to a status and JSON body.
+//! - [`openapi`]: the `/openapi.json` document.
+//! - [`logging`]: log format and filter.
+
+pub mod error;
+pub mod handlers;
+pub mod logging;
+pub mod openapi;
+pub mod server;
+pub mod settings;

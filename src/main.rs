@@ -1,0 +1,154 @@
+//! The `switchyard` command: parses the CLI, loads settings and the endpoint file, and either
+//! validates it or serves it.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use switchyard::server::{self, Startup};
+use switchyard::settings::{Settings, SETTINGS_FILE_ENV};
+use switchyard_actors::config::{self, LoadOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "switchyard",
+    version,
+    about = "A fast, hot-reloading LLM gateway (MLflow AI Gateway compatible)"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Start the gateway on an endpoint file; edits to the file apply without a restart.
+    Start(StartArgs),
+    /// Check an endpoint file completely (including `$ENV` keys and key files) and report every problem.
+    Validate(ValidateArgs),
+}
+
+#[derive(Args)]
+struct StartArgs {
+    /// The endpoint YAML file.
+    #[arg(long, env = "MLFLOW_GATEWAY_CONFIG")]
+    config_path: PathBuf,
+    /// Address to listen on [default: 127.0.0.1, or the settings' host].
+    #[arg(long)]
+    host: Option<String>,
+    /// Port to listen on; 0 picks a free one [default: 5000, or the settings' port].
+    #[arg(long)]
+    port: Option<u16>,
+    /// Worker threads [default: one per core, or the settings' workers].
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Server settings file (TOML or YAML); `SWITCHYARD_*` variables override it.
+    #[arg(long, env = SETTINGS_FILE_ENV)]
+    settings: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ValidateArgs {
+    /// The endpoint YAML file.
+    #[arg(long, env = "MLFLOW_GATEWAY_CONFIG")]
+    config_path: PathBuf,
+}
+
+fn main() -> ExitCode {
+    match Cli::parse().command {
+        Command::Start(args) => start(args),
+        Command::Validate(args) => validate(&args.config_path),
+    }
+}
+
+fn validate(path: &Path) -> ExitCode {
+    match config::load_file(path, &LoadOptions::from_process()) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                eprintln!("warning: {warning}");
+            }
+            println!(
+                "{}: valid ({} endpoints, {} routes)",
+                path.display(),
+                loaded.config.endpoints.len(),
+                loaded.config.routes.len()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(errors) => {
+            for issue in &errors.0 {
+                eprintln!("error: {issue}");
+            }
+            eprintln!("{}: invalid ({} problems)", path.display(), errors.0.len());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn start(args: StartArgs) -> ExitCode {
+    let mut settings = match Settings::load(args.settings.as_deref()) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("error: invalid server settings: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Some(host) = args.host {
+        settings.host = host;
+    }
+    if let Some(port) = args.port {
+        settings.port = port;
+    }
+    if let Some(workers) = args.workers {
+        settings.workers = workers.max(1);
+    }
+    switchyard::logging::init(&settings.log);
+
+    let text = match std::fs::read_to_string(&args.config_path) {
+        Ok(text) => text,
+        Err(err) => {
+            eprintln!("error: cannot read {}: {err}", args.config_path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let loaded = match config::load_str(&text, &LoadOptions::from_process()) {
+        Ok(loaded) => loaded,
+        Err(errors) => {
+            for issue in &errors.0 {
+                eprintln!("error: {issue}");
+            }
+            eprintln!(
+                "error: invalid gateway configuration in {}",
+                args.config_path.display()
+            );
+            return ExitCode::from(2);
+        }
+    };
+    for warning in &loaded.warnings {
+        tracing::warn!("config: {warning}");
+    }
+
+    let listener = match TcpListener::bind((settings.host.as_str(), settings.port)) {
+        Ok(listener) => listener,
+        Err(err) => {
+            eprintln!(
+                "error: cannot listen on {}:{}: {err}",
+                settings.host, settings.port
+            );
+            return ExitCode::from(1);
+        }
+    };
+    let startup = Startup {
+        config_path: args.config_path,
+        config_text: text,
+        config: loaded.config,
+    };
+    match actix_rt::System::new().block_on(server::run(settings, startup, listener)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err}");
+            ExitCode::FAILURE
+        }
+    }
+}

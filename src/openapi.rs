@@ -1,0 +1,36 @@
+//! The OpenAPI document served at `/openapi.json` and rendered by the bundled Swagger UI at `/docs/`.
+
+use utoipa::OpenApi;
+
+use crate::handlers::{metadata, mlflow, openai, ops};
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Switchyard",
+        description = "LLM gateway with the MLflow AI Gateway's API: endpoint metadata, unified invocations and OpenAI-compatible paths."
+    ),
+    paths(
+        ops::health,
+        metadata::list_endpoints,
+        metadata::get_endpoint,
+        metadata::get_limits,
+        metadata::set_limits,
+        mlflow::invocations,
+        openai::chat,
+        openai::completions,
+        openai::embeddings,
+    ),
+    components(schemas(
+        metadata::EndpointView,
+        metadata::EndpointPage,
+        metadata::ModelView,
+        metadata::LimitView,
+        metadata::LegacyRouteView,
+    ))
+)]
+pub struct ApiDoc;
+
+pub fn document() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
