@@ -52,6 +52,8 @@ pub struct RoutesUpdated {
 #[rtype(result = "Result<InvokeReply, GatewayError>")]
 pub struct Invoke {
     pub request: UnifiedRequest,
+    /// Resolves when the handler is dropped (the client went away) before the reply.
+    pub cancelled: tokio::sync::oneshot::Receiver<()>,
 }
 
 /// What a provider answers once it knows the outcome: a whole JSON body, or (for `stream: true`)

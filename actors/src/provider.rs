@@ -5,8 +5,12 @@
 //! in the actor's context, so a reload that drops the actor never cuts off a request or stream
 //! that is already running.
 
+use std::future::Future;
+use std::rc::Rc;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
 
 use actix::prelude::*;
 
@@ -14,6 +18,9 @@ use crate::config::{Endpoint, EndpointType, ProviderConfig};
 use crate::error::GatewayError;
 use crate::messages::{Invoke, InvokeReply};
 use crate::providers::mock::MockBackend;
+use crate::providers::Wire;
+use crate::schema::UnifiedRequest;
+use crate::upstream;
 
 /// Limits and timeouts for talking to providers; from the server settings.
 #[derive(Debug, Clone)]
@@ -49,6 +56,7 @@ impl Default for UpstreamSettings {
 /// The provider-specific half of the actor.
 enum Backend {
     Mock(MockBackend),
+    Http(HttpBackend),
     /// Configured and validated, but this build has no translation for it yet: 501.
     Unavailable,
 }
@@ -80,7 +88,14 @@ fn build_backend(endpoint: &Endpoint, upstream: &UpstreamSettings) -> Backend {
             config.clone(),
             upstream.stream_buffer,
         )),
-        _ => Backend::Unavailable,
+        _ => match Wire::for_endpoint(endpoint) {
+            Some(wire) => Backend::Http(HttpBackend {
+                client: upstream::build_client(upstream),
+                wire: Rc::new(wire),
+                settings: upstream.clone(),
+            }),
+            None => Backend::Unavailable,
+        },
     }
 }
 
@@ -100,7 +115,14 @@ impl Handler<Invoke> for ProviderSupervisor {
 
     fn handle(&mut self, msg: Invoke, _: &mut Self::Context) -> Self::Result {
         match &self.backend {
-            Backend::Mock(mock) => Box::pin(mock.clone().invoke(msg.request)),
+            Backend::Mock(mock) => Box::pin(until_cancelled(
+                mock.clone().invoke(msg.request),
+                msg.cancelled,
+            )),
+            Backend::Http(http) => Box::pin(until_cancelled(
+                http.clone().invoke(msg.request),
+                msg.cancelled,
+            )),
             Backend::Unavailable => {
                 let provider = self.endpoint.model.provider;
                 let route: EndpointType = msg.request.endpoint_type();
@@ -117,4 +139,71 @@ impl Handler<Invoke> for ProviderSupervisor {
             }
         }
     }
+}
+
+/// Runs `work` unless the client goes away first: the handler holds the other end of `cancelled`
+/// while it waits for the reply, so a client that disconnects before the first byte drops it,
+/// and the upstream request (and its connection) is dropped with it.
+async fn until_cancelled(
+    work: impl Future<Output = Result<InvokeReply, GatewayError>>,
+    cancelled: oneshot::Receiver<()>,
+) -> Result<InvokeReply, GatewayError> {
+    tokio::select! {
+        reply = work => reply,
+        _ = cancelled => {
+            tracing::debug!("request cancelled: client went away before the reply");
+            Err(GatewayError::new(crate::error::ErrorKind::Internal, 499, "The client closed the request."))
+        }
+    }
+}
+
+/// An HTTP provider: the pooled client, the translation and the timeouts.
+#[derive(Clone)]
+struct HttpBackend {
+    client: awc::Client,
+    wire: Rc<Wire>,
+    settings: UpstreamSettings,
+}
+
+impl HttpBackend {
+    async fn invoke(self, request: UnifiedRequest) -> Result<InvokeReply, GatewayError> {
+        let deadline = Instant::now() + self.settings.total_timeout;
+        let kind = request.endpoint_type();
+        let stream = request.is_stream();
+        // Translation errors (501, provider parameter rules) happen before anything is sent.
+        let upstream_request = self.wire.request(&request)?;
+        drop(request);
+        let response = match tokio::time::timeout_at(
+            deadline.into(),
+            upstream::send(&self.client, upstream_request),
+        )
+        .await
+        {
+            Ok(response) => response?,
+            Err(_) => return Err(total_timeout()),
+        };
+        if !stream {
+            let body = upstream::read_json(response, &self.settings, deadline).await?;
+            return self.wire.response(kind, body).map(InvokeReply::Json);
+        }
+        let response = upstream::check_stream_status(response, &self.settings, deadline).await?;
+        let (sender, receiver) = mpsc::channel(self.settings.stream_buffer);
+        let mut translator = self.wire.stream_translator(kind);
+        actix_rt::spawn(upstream::pump_sse(
+            response,
+            self.settings.clone(),
+            deadline,
+            sender,
+            move |event| translator.event(event),
+        ));
+        Ok(InvokeReply::Stream(receiver))
+    }
+}
+
+fn total_timeout() -> GatewayError {
+    GatewayError::new(
+        crate::error::ErrorKind::UpstreamTimeout,
+        504,
+        "The provider did not answer within the total timeout.",
+    )
 }

@@ -39,11 +39,23 @@ pub fn build_client(settings: &UpstreamSettings) -> awc::Client {
 pub type UpstreamResponse = awc::ClientResponse;
 
 /// A provider request, ready to send.
+#[derive(Clone)]
 pub struct UpstreamRequest {
     pub url: String,
     /// Header name and value; values are secrets as often as not, so they are never logged.
     pub headers: Vec<(&'static str, String)>,
     pub body: Vec<u8>,
+}
+
+/// Header values are credentials: `Debug` shows only their names.
+impl std::fmt::Debug for UpstreamRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let names: Vec<&str> = self.headers.iter().map(|(name, _)| *name).collect();
+        f.debug_struct("UpstreamRequest")
+            .field("headers", &names)
+            .field("body_bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 /// Sends the request and waits for the response head.

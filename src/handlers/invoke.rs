@@ -69,9 +69,12 @@ async fn call_provider(
     request: UnifiedRequest,
 ) -> Result<InvokeReply, GatewayError> {
     let endpoint = target.pick_endpoint()?;
+    // Held until the reply arrives: if the client disconnects first, this handler future is
+    // dropped with it, and the provider stops waiting on the upstream.
+    let (_client_present, cancelled) = tokio::sync::oneshot::channel::<()>();
     endpoint
         .provider
-        .send(Invoke { request })
+        .send(Invoke { request, cancelled })
         .await
         .map_err(|_| {
             GatewayError::new(

@@ -83,6 +83,8 @@ pub(crate) fn check_endpoint(
 
     let name = check_name(rep, &o);
     raw.name = name.clone();
+    // Key errors name the endpoint even when its name is itself invalid.
+    let written_name = o.get("name").and_then(Value::as_str).map(str::to_owned);
     raw.endpoint_type = o.map.get(type_key).cloned();
     let endpoint_type = check_type(rep, &o, type_key);
     let model = match o.map.get("model") {
@@ -90,7 +92,14 @@ pub(crate) fn check_endpoint(
             rep.error(&o.at("model"), FIELD_REQUIRED);
             None
         }
-        Some(value) => check_model(rep, opts, value, &o.at("model"), &name, endpoint_type),
+        Some(value) => check_model(
+            rep,
+            opts,
+            value,
+            &o.at("model"),
+            &written_name,
+            endpoint_type,
+        ),
     };
     let limit = match o.get("limit") {
         None => Ok(None),

@@ -177,4 +177,10 @@ mod tests {
                 .ignored_extra_limits
         );
     }
+
+    #[test]
+    fn granularity_lengths_match_the_limits_library() {
+        assert_eq!(Granularity::Month.seconds(), 30 * 86_400);
+        assert_eq!(Granularity::Year.seconds(), 12 * 30 * 86_400);
+    }
 }

@@ -7,8 +7,9 @@
 //! - [`load`]: the public entry points ([`load_str`], [`load_file`]) and the whole-document walk.
 //! - [`keys`]: `$ENV_VAR` / key-file / literal API-key resolution.
 //! - [`limits`]: the `limit.renewal_period` grammar.
-//! - `endpoints`, `routes`, `blocks`, `fields`: the per-part checks behind [`load`].
+//! - `endpoints`, `routes`, `blocks`, `aws`, `fields`: the per-part checks behind [`load`].
 
+mod aws;
 mod blocks;
 mod endpoints;
 mod fields;

@@ -119,7 +119,8 @@ impl Granularity {
         }
     }
 
-    /// Length in seconds, as the `limits` library counts them (a month is 30 days, a year 365).
+    /// Length in seconds, as the `limits` library (5.8) counts them: a month is 30 days and a year
+    /// is 12 such months (360 days), not 365.
     pub fn seconds(self) -> u64 {
         match self {
             Self::Second => 1,
@@ -127,7 +128,7 @@ impl Granularity {
             Self::Hour => 3_600,
             Self::Day => 86_400,
             Self::Month => 2_592_000,
-            Self::Year => 31_536_000,
+            Self::Year => 31_104_000,
         }
     }
 }

@@ -278,7 +278,8 @@ pub(crate) fn boolean(v: &Value) -> Result<bool, Issue> {
             let whole = match (n.as_i64(), n.as_u64(), n.as_f64()) {
                 (Some(i), _, _) => Some(i128::from(i)),
                 (None, Some(u), _) => Some(i128::from(u)),
-                (None, None, Some(f)) if f.fract() == 0.0 => Some(f as i128),
+                // Only floats that pydantic can read as an i64 go on to the 0/1 check.
+                (None, None, Some(f)) if f.fract() == 0.0 && f.abs() < I64_LIMIT => Some(f as i128),
                 _ => None,
             };
             match whole {
@@ -543,6 +544,7 @@ mod tests {
             (json!(""), "bool_parsing"),
             (json!(" true"), "bool_parsing"),
             (json!(0.5), "bool_type"),
+            (json!(9.3e18), "bool_type"),
             (json!([]), "bool_type"),
             (json!(null), "bool_type"),
         ] {

@@ -13,7 +13,10 @@ mod pyjson;
 mod request;
 pub mod response;
 mod validate;
+mod validate_chat;
 
+#[cfg(test)]
+mod mlflow_cases;
 #[cfg(test)]
 mod tests;
 

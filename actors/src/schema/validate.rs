@@ -1,21 +1,20 @@
-//! Validation of a parsed body into a [`UnifiedRequest`], with MLflow's (pydantic v2's) error list.
+//! Validation of a parsed body into a [`UnifiedRequest`], with MLflow's (pydantic v2's) error list:
+//! the entry point, the field helpers, and the top-level request models. Chat messages and tools
+//! live in `validate_chat`.
 //!
 //! Fields are checked in the order of MLflow's models and every error is collected, so the 422
 //! `detail` lists the same items in the same order as MLflow. Union fields report each
-//! alternative the way pydantic does: `content` (left to right: `str`, then the part list),
-//! `tool_choice` (the literal, then `ToolChoice`) and embeddings `input` (four alternatives).
+//! alternative the way pydantic does (embeddings `input` lists all four).
 
 use serde_json::{json, Map, Value};
 
 use super::body::{not_an_object, unprocessable};
 use super::lax::{self, Errors, Issue, Loc};
 use super::request::{
-    AudioFormat, ChatRequest, CommonParams, CompletionsRequest, ContentPart, EmbeddingsInput,
-    EmbeddingsRequest, FunctionDef, FunctionName, ImageDetail, ImageUrl, InputAudio,
-    JsonSchemaSpec, Message, MessageContent, NamedToolChoice, ResponseFormat, ResponseFormatKind,
-    SummaryPart, Tool, ToolChoice, ToolChoiceMode, ToolKind, UcFunction, UnifiedRequest,
+    ChatRequest, CommonParams, CompletionsRequest, EmbeddingsInput, EmbeddingsRequest,
+    JsonSchemaSpec, ResponseFormat, ResponseFormatKind, UnifiedRequest,
 };
-use super::response::{FunctionCall, ToolCall};
+use super::validate_chat::{message, tool, tool_choice};
 use crate::config::EndpointType;
 use crate::error::GatewayError;
 
@@ -39,15 +38,6 @@ const COMMON_KEYS: [&str; 13] = [
     "top_k",
 ];
 const CHAT_KEYS: [&str; 3] = ["messages", "tools", "tool_choice"];
-const MESSAGE_KEYS: [&str; 5] = ["role", "content", "tool_calls", "refusal", "tool_call_id"];
-
-/// pydantic's labels for union alternatives in error locations.
-const CONTENT_STR: &str = "str";
-const CONTENT_PARTS: &str =
-    "list[tagged-union[TextContentPart,ImageContentPart,AudioContentPart,ReasoningContentPart]]";
-const TOOL_CHOICE_LITERAL: &str = "literal['none','auto','required']";
-const TOOL_CHOICE_MODEL: &str = "ToolChoice";
-const PART_TAGS: &str = "'text', 'image_url', 'input_audio', 'reasoning'";
 
 impl UnifiedRequest {
     /// Validates a parsed body for an endpoint of type `kind`. On failure the error is a 422 whose
@@ -73,7 +63,7 @@ impl UnifiedRequest {
 // ---- field helpers -------------------------------------------------------------------------
 
 /// An optional field: absent or null is `None`; otherwise `validate` decides.
-fn optional<T>(
+pub(super) fn optional<T>(
     errs: &mut Errors,
     loc: &Loc<'_>,
     obj: &Map<String, Value>,
@@ -88,7 +78,7 @@ fn optional<T>(
 
 /// A required field: absent is `missing` (with the whole object as input); null is validated
 /// like any other value.
-fn required<T>(
+pub(super) fn required<T>(
     errs: &mut Errors,
     loc: &Loc<'_>,
     obj: &Map<String, Value>,
@@ -105,14 +95,14 @@ fn required<T>(
 }
 
 /// Adapts a plain check (`lax::string`, ...) to the shape `optional` and `required` take.
-fn check<T>(
+pub(super) fn check<T>(
     f: impl FnOnce(&Value) -> Result<T, Issue>,
 ) -> impl FnOnce(&mut Errors, &Loc<'_>, &Value) -> Option<T> {
     move |errs, loc, v| errs.check(loc, v, f)
 }
 
 /// A list whose items are all validated (every item's errors are reported).
-fn list_of<T>(
+pub(super) fn list_of<T>(
     errs: &mut Errors,
     loc: &Loc<'_>,
     v: &Value,
@@ -148,14 +138,14 @@ fn non_empty<T>(errs: &mut Errors, loc: &Loc<'_>, v: &Value, items: Vec<T>) -> O
 }
 
 /// The object's keys that are not `known`, with nulls dropped as MLflow's encoder drops them.
-fn extras(obj: &Map<String, Value>, known: &[&str]) -> Map<String, Value> {
+pub(super) fn extras(obj: &Map<String, Value>, known: &[&str]) -> Map<String, Value> {
     obj.iter()
         .filter(|(k, v)| !v.is_null() && !known.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), lax::strip_nulls(v)))
         .collect()
 }
 
-fn string(errs: &mut Errors, loc: &Loc<'_>, v: &Value) -> Option<String> {
+pub(super) fn string(errs: &mut Errors, loc: &Loc<'_>, v: &Value) -> Option<String> {
     errs.check(loc, v, lax::string)
 }
 
@@ -358,312 +348,5 @@ fn json_schema_spec(errs: &mut Errors, loc: &Loc<'_>, v: &Value) -> Option<JsonS
         schema: schema?,
         strict: strict?,
         extra: extras(obj, &["name", "schema", "strict"]),
-    })
-}
-
-// ---- messages ------------------------------------------------------------------------------
-
-fn message(errs: &mut Errors, loc: &Loc<'_>, v: &Value) -> Option<Message> {
-    let obj = errs.check(loc, v, lax::model)?;
-    let role = required(errs, loc, obj, "role", string);
-    let content = optional(errs, loc, obj, "content", content);
-    let tool_calls = optional(errs, loc, obj, "tool_calls", |errs, loc, v| {
-        list_of(errs, loc, v, tool_call)
-    });
-    let refusal = optional(errs, loc, obj, "refusal", string);
-    let tool_call_id = optional(errs, loc, obj, "tool_call_id", string);
-    Some(Message {
-        role: role?,
-        content: content?,
-        tool_calls: tool_calls?,
-        refusal: refusal?,
-        tool_call_id: tool_call_id?,
-        extra: extras(obj, &MESSAGE_KEYS),
-    })
-}
-
-/// `str | list[part]`, left to right: on failure the `str` error comes first, then the list's.
-fn content(errs: &mut Errors, loc: &Loc<'_>, v: &Value) -> Option<MessageContent> {
-    if let Value::String(text) = v {
-        return Some(MessageContent::Text(text.clone()));
-    }
-    let mut as_parts = Errors::default();
-    if let Some(parts) = list_of(&mut as_parts, &loc.key(CONTENT_PARTS), v, content_part) {
-        return Some(MessageContent::Parts(parts));
-    }
-    errs.report(
-        &loc.key(CONTENT_STR),
-        v,
-        Issue::new("string_type", lax::NOT_A_STRING),
-    );
-    errs.0.extend(as_parts.0);
-    None
-}
-
-/// A content part, discriminated on `type`; errors inside a part are located under its tag.
-fn content_part(errs: &mut Errors, loc: &Loc<'_>, v: &Value) -> Option<ContentPart> {
-    let obj = errs.check(loc, v, lax::model)?;
-    let Some(tag) = obj.get("type") else {
-        errs.report(
-            loc,
-            v,
-            Issue::with_ctx(
-                "union_tag_not_found",
-                "Unable to extract tag using discriminator 'type'",
-                json!({"discriminator": "'type'"}),
-            ),
-        );
-        return None;
-    };
-    match tag.as_str() {
-        Some("text") => {
-            let loc = loc.key("text");
-            let text = required(errs, &loc, obj, "text", string)?;
-            Some(ContentPart::Text {
-                text,
-                extra: extras(obj, &["type", "text"]),
-            })
-        }
-        Some("image_url") => {
-            let loc = loc.key("image_url");
-            let image_url = required(errs, &loc, obj, "image_url", image_url)?;
-            Some(ContentPart::ImageUrl {
-                image_url,
-                extra: extras(obj, &["type", "image_url"]),
-            })
-        }
-        Some("input_audio") => {
-            let loc = loc.key("input_audio");
-            let input_audio = required(errs, &loc, obj, "input_audio", input_audio)?;
-            Some(ContentPart::InputAudio {
-                input_audio,
-                extra: extras(obj, &["type", "input_audio"]),
-            })
-        }
-        Some("reasoning") => {
-            let loc = loc.key("reasoning");
-            // Defaults to [] when absent, but null is a list_type error.
-            let summary = match obj.get("summary") {
-                None => Some(Vec::new()),
-                Some(v) => list_of(errs, &loc.key("summary"), v, summary_part),
-            };
-            Some(ContentPart::Reasoning {
-                summary: summary?,
-                extra: extras(obj, &["type", "summary"]),
-            })
-        }
-        _ => {
-            let tag = lax::py_str(tag);
-            errs.report(
-                loc,
-                v,
-                Issue::with_ctx(
-                    "union_tag_invalid",
-                    format!(
-                        "Input tag '{tag}' found using 'type' does not match any of the expected tags: {PART_TAGS}"
-                    ),
-                    json!({"discriminator": "'type'", "tag": tag, "expected_tags": PART_TAGS}),
-                ),
-            );
-            None
-        }
-    }
-}
-
-fn image_url(errs: &mut Errors, loc: &Loc<'_>, v: &Value) -> Option<ImageUrl> {
-    let obj = errs.check(loc, v, lax::model)?;
-    let url = required(errs, loc, obj, "url", string);
-    let detail = optional(
-        errs,
-        loc,
-        obj,
-        "detail",
-        check(|v| lax::literal(v, &["auto", "low", "high"])),
-    );
-    Some(ImageUrl {
-        url: url?,
-        detail: detail?.map(|i| match i {
-            0 => ImageDetail::Auto,
-            1 => ImageDetail::Low,
-            _ => ImageDetail::High,
-        }),
-    })
-}
-
-fn input_audio(errs: &mut Errors, loc: &Loc<'_>, v: &Value) -> Option<InputAudio> {
-    let obj = errs.check(loc, v, lax::model)?;
-    let data = required(errs, loc, obj, "data", string);
-    let format = required(
-        errs,
-        loc,
-        obj,
-        "format",
-        check(|v| lax::literal(v, &["wav", "mp3"])),
-    );
-    Some(InputAudio {
-        data: data?,
-        format: if format? == 0 {
-            AudioFormat::Wav
-        } else {
-            AudioFormat::Mp3
-        },
-    })
-}
-
-fn summary_part(errs: &mut Errors, loc: &Loc<'_>, v: &Value) -> Option<SummaryPart> {
-    let obj = errs.check(loc, v, lax::model)?;
-    let kind = required(
-        errs,
-        loc,
-        obj,
-        "type",
-        check(|v| lax::literal(v, &["summary_text"])),
-    );
-    let text = required(errs, loc, obj, "text", string);
-    kind?;
-    Some(SummaryPart {
-        kind: "summary_text".to_owned(),
-        text: text?,
-    })
-}
-
-fn tool_call(errs: &mut Errors, loc: &Loc<'_>, v: &Value) -> Option<ToolCall> {
-    let obj = errs.check(loc, v, lax::model)?;
-    let id = required(errs, loc, obj, "id", string);
-    // `type` defaults to "function" but is not optional: null is a string_type error.
-    let kind = match obj.get("type") {
-        None => Some("function".to_owned()),
-        Some(v) => string(errs, &loc.key("type"), v),
-    };
-    let function = required(errs, loc, obj, "function", |errs, loc, v| {
-        let f = errs.check(loc, v, lax::model)?;
-        let name = optional(errs, loc, f, "name", string);
-        let arguments = optional(errs, loc, f, "arguments", string);
-        Some(FunctionCall {
-            name: name?,
-            arguments: arguments?,
-        })
-    });
-    let thought_signature = optional(errs, loc, obj, "thought_signature", string);
-    Some(ToolCall {
-        id: id?,
-        kind: kind?,
-        function: function?,
-        thought_signature: thought_signature?,
-    })
-}
-
-// ---- tools ---------------------------------------------------------------------------------
-
-fn tool(errs: &mut Errors, loc: &Loc<'_>, v: &Value) -> Option<Tool> {
-    let obj = errs.check(loc, v, lax::model)?;
-    let kind = required(
-        errs,
-        loc,
-        obj,
-        "type",
-        check(|v| lax::literal(v, &["function", "uc_function"])),
-    );
-    let function = optional(errs, loc, obj, "function", function_def);
-    let uc_function = optional(errs, loc, obj, "uc_function", |errs, loc, v| {
-        let uc = errs.check(loc, v, lax::model)?;
-        let name = required(errs, loc, uc, "name", string)?;
-        Some(UcFunction {
-            name,
-            extra: extras(uc, &["name"]),
-        })
-    });
-    Some(Tool {
-        kind: if kind? == 0 {
-            ToolKind::Function
-        } else {
-            ToolKind::UcFunction
-        },
-        function: function?,
-        uc_function: uc_function?,
-    })
-}
-
-fn function_def(errs: &mut Errors, loc: &Loc<'_>, v: &Value) -> Option<FunctionDef> {
-    let obj = errs.check(loc, v, lax::model)?;
-    let name = required(errs, loc, obj, "name", string);
-    let description = optional(errs, loc, obj, "description", string);
-    let parameters = optional(errs, loc, obj, "parameters", parameters);
-    let strict = optional(errs, loc, obj, "strict", check(lax::boolean));
-    Some(FunctionDef {
-        name: name?,
-        description: description?,
-        parameters: parameters?,
-        strict: strict?,
-    })
-}
-
-/// A tool's JSON Schema. Only what MLflow insists on is checked (an object with a `properties`
-/// object, `type` absent or `"object"`); the schema is then forwarded as sent, with
-/// `type: "object"` added after `properties` when absent, as MLflow always sends it.
-fn parameters(errs: &mut Errors, loc: &Loc<'_>, v: &Value) -> Option<Map<String, Value>> {
-    let obj = errs.check(loc, v, lax::model)?;
-    let properties = required(errs, loc, obj, "properties", |errs, loc, v| {
-        errs.check(loc, v, lax::dict).map(|_| ())
-    });
-    let kind = match obj.get("type") {
-        None => Some(()),
-        Some(v) => errs
-            .check(&loc.key("type"), v, |v| lax::literal(v, &["object"]))
-            .map(|_| ()),
-    };
-    properties?;
-    kind?;
-    let mut schema = obj.clone();
-    if !schema.contains_key("type") {
-        let at = schema
-            .keys()
-            .position(|k| k == "properties")
-            .map_or(schema.len(), |i| i + 1);
-        schema.shift_insert(at, "type".to_owned(), Value::from("object"));
-    }
-    Some(schema)
-}
-
-/// `Literal["none","auto","required"] | ToolChoice`: on failure both alternatives' errors.
-fn tool_choice(errs: &mut Errors, loc: &Loc<'_>, v: &Value) -> Option<ToolChoice> {
-    let modes = ["none", "auto", "required"];
-    let mode = lax::literal(v, &modes);
-    if let Ok(i) = mode {
-        return Some(ToolChoice::Mode(match i {
-            0 => ToolChoiceMode::None,
-            1 => ToolChoiceMode::Auto,
-            _ => ToolChoiceMode::Required,
-        }));
-    }
-    let mut as_named = Errors::default();
-    if let Some(named) = named_tool_choice(&mut as_named, &loc.key(TOOL_CHOICE_MODEL), v) {
-        return Some(ToolChoice::Named(named));
-    }
-    if let Err(issue) = mode {
-        errs.report(&loc.key(TOOL_CHOICE_LITERAL), v, issue);
-    }
-    errs.0.extend(as_named.0);
-    None
-}
-
-fn named_tool_choice(errs: &mut Errors, loc: &Loc<'_>, v: &Value) -> Option<NamedToolChoice> {
-    let obj = errs.check(loc, v, lax::model)?;
-    let kind = required(
-        errs,
-        loc,
-        obj,
-        "type",
-        check(|v| lax::literal(v, &["function"])),
-    );
-    let function = required(errs, loc, obj, "function", |errs, loc, v| {
-        let f = errs.check(loc, v, lax::model)?;
-        let name = required(errs, loc, f, "name", string)?;
-        Some(FunctionName { name })
-    });
-    kind?;
-    Some(NamedToolChoice {
-        kind: "function".to_owned(),
-        function: function?,
     })
 }

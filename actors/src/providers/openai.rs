@@ -1,0 +1,710 @@
+//! OpenAI, Azure OpenAI and the OpenAI-compatible family (groq, deepseek, xai, openrouter,
+//! ollama): unified requests to their wire format and their responses and stream events back.
+//! Pure code: no HTTP, no clock.
+//!
+//! The unified schemas are OpenAI's shapes, so most of the work is choosing the URL and auth
+//! headers, placing `model`, and normalising what MLflow normalises (choice indexes, dropped
+//! extras, the `provider` field).
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::config::{EndpointType, OpenAiApiType, OpenAiCompatibleConfig, OpenAiConfig, Provider};
+use crate::error::{ErrorKind, GatewayError};
+use crate::schema::{
+    ChatChoice, ChatChunk, ChatChunkChoice, ChatDelta, ChatResponse, ChatUsage, CompletionsChoice,
+    CompletionsChunk, CompletionsChunkChoice, CompletionsResponse, CompletionsUsage, Embedding,
+    EmbeddingObject, EmbeddingsResponse, EmbeddingsUsage, ResponseMessage, ToolCall, ToolCallDelta,
+    UnifiedRequest,
+};
+use crate::sse::SseEvent;
+use crate::upstream::{EventOutcome, UpstreamRequest};
+
+/// Where requests go and how they authenticate.
+#[derive(Debug, Clone)]
+enum Target {
+    OpenAi(OpenAiConfig),
+    Compatible(OpenAiCompatibleConfig),
+}
+
+/// One endpoint's OpenAI-wire translation.
+#[derive(Debug, Clone)]
+pub struct OpenAiWire {
+    target: Target,
+    model: Option<String>,
+    provider: Provider,
+}
+
+impl OpenAiWire {
+    pub fn openai(config: &OpenAiConfig, model: Option<String>, provider: Provider) -> Self {
+        Self {
+            target: Target::OpenAi(config.clone()),
+            model,
+            provider,
+        }
+    }
+
+    pub fn compatible(
+        config: &OpenAiCompatibleConfig,
+        model: Option<String>,
+        provider: Provider,
+    ) -> Self {
+        Self {
+            target: Target::Compatible(config.clone()),
+            model,
+            provider,
+        }
+    }
+
+    /// The unified request as the provider's HTTP request; 501 for what it does not serve.
+    pub fn request(&self, request: &UnifiedRequest) -> Result<UpstreamRequest, GatewayError> {
+        let kind = request.endpoint_type();
+        if matches!(self.target, Target::Compatible(_)) && kind == EndpointType::Completions {
+            return Err(GatewayError::not_implemented(
+                kind.route_word(),
+                self.provider.display_name(),
+            ));
+        }
+        let path = match kind {
+            EndpointType::Chat => "chat/completions",
+            EndpointType::Completions => "completions",
+            EndpointType::Embeddings => "embeddings",
+        };
+        let payload = match serde_json::to_value(request) {
+            Ok(Value::Object(map)) => map,
+            _ => {
+                return Err(GatewayError::internal(
+                    "the request could not be serialised",
+                ))
+            }
+        };
+        let (url, headers, send_model) = match &self.target {
+            Target::OpenAi(config) => openai_target(config, path),
+            Target::Compatible(config) => compatible_target(config, self.provider, path),
+        };
+        let body = wire_body(
+            payload,
+            send_model.then_some(self.model.as_deref()).flatten(),
+            request.is_stream(),
+        );
+        let body = serde_json::to_vec(&body)
+            .map_err(|_| GatewayError::internal("the request could not be serialised"))?;
+        Ok(UpstreamRequest { url, headers, body })
+    }
+
+    /// A whole upstream JSON body as the serialised unified response.
+    pub fn response(&self, kind: EndpointType, body: Value) -> Result<Bytes, GatewayError> {
+        match kind {
+            EndpointType::Chat => serialize(&chat_response(body, self.provider.as_str())?),
+            EndpointType::Completions => serialize(&completions_response(body)?),
+            EndpointType::Embeddings => serialize(&embeddings_response(body)?),
+        }
+    }
+
+    /// One upstream SSE event as zero or one unified chunk.
+    pub fn stream_event(
+        &self,
+        kind: EndpointType,
+        event: &SseEvent,
+    ) -> Result<EventOutcome, GatewayError> {
+        let data = event.data.trim();
+        if data.is_empty() {
+            return Ok(EventOutcome::Skip);
+        }
+        if data == "[DONE]" {
+            return Ok(EventOutcome::Done);
+        }
+        let Ok(value) = serde_json::from_str::<Value>(data) else {
+            // MLflow skips lines that are not JSON; a proxy should not fail a stream on a comment.
+            tracing::debug!("skipping a non-JSON stream event from the provider");
+            return Ok(EventOutcome::Skip);
+        };
+        if let Some(error) = value.get("error") {
+            let message = error
+                .get("message")
+                .and_then(Value::as_str)
+                .map(str::to_owned)
+                .unwrap_or_else(|| error.to_string());
+            return Err(GatewayError::new(ErrorKind::UpstreamStatus, 502, message));
+        }
+        let bytes = match kind {
+            EndpointType::Chat => serialize(&chat_chunk(value, self.provider.as_str())?)?,
+            EndpointType::Completions => serialize(&completions_chunk(value)?)?,
+            EndpointType::Embeddings => return Ok(EventOutcome::Skip),
+        };
+        Ok(EventOutcome::Chunk(bytes))
+    }
+}
+
+/// URL, auth headers and whether the body names the model, for `openai` / `azure` / `azuread`.
+fn openai_target(config: &OpenAiConfig, path: &str) -> (String, Vec<(&'static str, String)>, bool) {
+    let key = config.api_key.expose().to_owned();
+    match config.api_type {
+        OpenAiApiType::OpenAi => {
+            let mut url = join_url(&config.api_base, path);
+            if let Some(version) = &config.api_version {
+                url = with_query(url, "api-version", version);
+            }
+            let mut headers = vec![("authorization", format!("Bearer {key}"))];
+            if let Some(organization) = &config.organization {
+                headers.push(("openai-organization", organization.clone()));
+            }
+            (url, headers, true)
+        }
+        OpenAiApiType::Azure | OpenAiApiType::AzureAd => {
+            let deployment = config.deployment_name.as_deref().unwrap_or_default();
+            let url = join_url(
+                &config.api_base,
+                &format!("openai/deployments/{deployment}/{path}"),
+            );
+            let url = with_query(
+                url,
+                "api-version",
+                config.api_version.as_deref().unwrap_or_default(),
+            );
+            let header = match config.api_type {
+                OpenAiApiType::Azure => ("api-key", key),
+                _ => ("authorization", format!("Bearer {key}")),
+            };
+            (url, vec![header], false)
+        }
+    }
+}
+
+fn compatible_target(
+    config: &OpenAiCompatibleConfig,
+    provider: Provider,
+    path: &str,
+) -> (String, Vec<(&'static str, String)>, bool) {
+    let key = config.api_key.expose();
+    // Ollama's placeholder key means "no authentication".
+    let headers = if provider == Provider::Ollama && key == "ollama" {
+        Vec::new()
+    } else {
+        vec![("authorization", format!("Bearer {key}"))]
+    };
+    (join_url(&config.api_base, path), headers, true)
+}
+
+/// Joins `base` and `path` with exactly one slash, keeping a query string on `base` at the end.
+pub fn join_url(base: &str, path: &str) -> String {
+    let (base, query) = match base.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (base, None),
+    };
+    let mut url = format!(
+        "{}/{}",
+        base.trim_end_matches('/'),
+        path.trim_start_matches('/')
+    );
+    if let Some(query) = query {
+        url.push('?');
+        url.push_str(query);
+    }
+    url
+}
+
+fn with_query(mut url: String, key: &str, value: &str) -> String {
+    url.push(if url.contains('?') { '&' } else { '?' });
+    url.push_str(key);
+    url.push('=');
+    url.push_str(&encode_query_value(value));
+    url
+}
+
+fn encode_query_value(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// The upstream body: `model` first (when the target names it), then the unified payload; a
+/// stream asks for usage in its last chunk unless the client said otherwise.
+fn wire_body(payload: Map<String, Value>, model: Option<&str>, stream: bool) -> Map<String, Value> {
+    let mut body = Map::with_capacity(payload.len() + 1);
+    if let Some(model) = model {
+        body.insert("model".to_owned(), Value::String(model.to_owned()));
+    }
+    for (key, value) in payload {
+        if key == "model" {
+            continue;
+        }
+        body.insert(key, value);
+    }
+    if stream {
+        match body.get_mut("stream_options") {
+            Some(Value::Object(options)) => {
+                options.entry("include_usage").or_insert(Value::Bool(true));
+            }
+            _ => {
+                let mut options = Map::new();
+                options.insert("include_usage".to_owned(), Value::Bool(true));
+                body.insert("stream_options".to_owned(), Value::Object(options));
+            }
+        }
+    }
+    body
+}
+
+fn serialize<T: Serialize>(value: &T) -> Result<Bytes, GatewayError> {
+    serde_json::to_vec(value)
+        .map(Bytes::from)
+        .map_err(|_| GatewayError::internal("a response could not be serialised"))
+}
+
+fn unexpected(what: &str, error: serde_json::Error) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::UpstreamProtocol,
+        502,
+        format!("The provider's {what} could not be read: {error}."),
+    )
+}
+
+#[derive(Deserialize)]
+struct WireChat {
+    id: Option<String>,
+    object: String,
+    created: i64,
+    model: String,
+    #[serde(default)]
+    choices: Vec<WireChatChoice>,
+    #[serde(default)]
+    usage: Option<ChatUsage>,
+}
+
+#[derive(Deserialize)]
+struct WireChatChoice {
+    message: WireMessage,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireMessage {
+    #[serde(default = "assistant")]
+    role: String,
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCall>>,
+    #[serde(default)]
+    refusal: Option<String>,
+}
+
+fn assistant() -> String {
+    "assistant".to_owned()
+}
+
+/// Chat: choices renumbered by position, message extras and top-level extras dropped.
+pub fn chat_response(body: Value, provider: &str) -> Result<ChatResponse, GatewayError> {
+    let wire: WireChat =
+        serde_json::from_value(body).map_err(|e| unexpected("chat response", e))?;
+    Ok(ChatResponse {
+        id: wire.id,
+        object: wire.object,
+        created: wire.created,
+        model: wire.model,
+        choices: wire
+            .choices
+            .into_iter()
+            .zip(0u32..)
+            .map(|(choice, index)| ChatChoice {
+                index,
+                message: ResponseMessage {
+                    role: choice.message.role,
+                    content: choice.message.content,
+                    tool_calls: choice.message.tool_calls,
+                    refusal: choice.message.refusal,
+                },
+                finish_reason: choice.finish_reason,
+            })
+            .collect(),
+        usage: wire.usage.unwrap_or_default(),
+        provider: provider.to_owned(),
+    })
+}
+
+#[derive(Deserialize)]
+struct WireCompletions {
+    id: Option<String>,
+    created: i64,
+    model: String,
+    #[serde(default)]
+    choices: Vec<WireCompletionsChoice>,
+    usage: CompletionsUsage,
+}
+
+#[derive(Deserialize)]
+struct WireCompletionsChoice {
+    #[serde(default)]
+    text: Option<String>,
+    #[serde(default)]
+    message: Option<WireMessage>,
+    #[serde(default)]
+    finish_reason: Option<String>,
+}
+
+/// Completions: text from `message.content`, else `text`, else empty.
+pub fn completions_response(body: Value) -> Result<CompletionsResponse, GatewayError> {
+    let wire: WireCompletions =
+        serde_json::from_value(body).map_err(|e| unexpected("completions response", e))?;
+    Ok(CompletionsResponse {
+        id: wire.id,
+        object: "text_completion".to_owned(),
+        created: wire.created,
+        model: wire.model,
+        choices: wire
+            .choices
+            .into_iter()
+            .zip(0u32..)
+            .map(|(choice, index)| CompletionsChoice {
+                index,
+                text: choice
+                    .message
+                    .and_then(|m| m.content)
+                    .or(choice.text)
+                    .unwrap_or_default(),
+                finish_reason: choice.finish_reason,
+            })
+            .collect(),
+        usage: wire.usage,
+    })
+}
+
+#[derive(Deserialize)]
+struct WireEmbeddings {
+    data: Vec<WireEmbedding>,
+    model: String,
+    usage: EmbeddingsUsage,
+}
+
+#[derive(Deserialize)]
+struct WireEmbedding {
+    embedding: Embedding,
+}
+
+pub fn embeddings_response(body: Value) -> Result<EmbeddingsResponse, GatewayError> {
+    let wire: WireEmbeddings =
+        serde_json::from_value(body).map_err(|e| unexpected("embeddings response", e))?;
+    Ok(EmbeddingsResponse {
+        object: "list".to_owned(),
+        data: wire
+            .data
+            .into_iter()
+            .zip(0u32..)
+            .map(|(item, index)| EmbeddingObject {
+                object: "embedding".to_owned(),
+                embedding: item.embedding,
+                index,
+            })
+            .collect(),
+        model: wire.model,
+        usage: wire.usage,
+    })
+}
+
+#[derive(Deserialize)]
+struct WireChunk {
+    id: Option<String>,
+    #[serde(default)]
+    object: Option<String>,
+    #[serde(default)]
+    created: i64,
+    #[serde(default)]
+    model: String,
+    #[serde(default)]
+    choices: Vec<WireChunkChoice>,
+    #[serde(default)]
+    usage: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct WireChunkChoice {
+    #[serde(default)]
+    index: u32,
+    #[serde(default)]
+    finish_reason: Option<String>,
+    #[serde(default)]
+    delta: Option<WireDelta>,
+    #[serde(default)]
+    text: Option<String>,
+}
+
+#[derive(Deserialize, Default)]
+struct WireDelta {
+    #[serde(default)]
+    role: Option<String>,
+    #[serde(default)]
+    content: Option<String>,
+    #[serde(default)]
+    tool_calls: Option<Vec<ToolCallDelta>>,
+}
+
+fn parse_usage<T: for<'de> Deserialize<'de>>(
+    usage: Option<Value>,
+) -> Result<Option<T>, GatewayError> {
+    match usage {
+        None | Some(Value::Null) => Ok(None),
+        Some(value) => serde_json::from_value(value)
+            .map(Some)
+            .map_err(|e| unexpected("stream usage", e)),
+    }
+}
+
+/// One chat stream event: indexes copied (as MLflow does in streams), usage kept when present.
+pub fn chat_chunk(value: Value, provider: &str) -> Result<ChatChunk, GatewayError> {
+    let wire: WireChunk =
+        serde_json::from_value(value).map_err(|e| unexpected("stream event", e))?;
+    Ok(ChatChunk {
+        id: wire.id,
+        object: wire
+            .object
+            .unwrap_or_else(|| "chat.completion.chunk".to_owned()),
+        created: wire.created,
+        model: wire.model,
+        choices: wire
+            .choices
+            .into_iter()
+            .map(|choice| {
+                let delta = choice.delta.unwrap_or_default();
+                ChatChunkChoice {
+                    index: choice.index,
+                    finish_reason: choice.finish_reason,
+                    delta: ChatDelta {
+                        role: delta.role,
+                        content: delta.content,
+                        tool_calls: delta.tool_calls,
+                    },
+                }
+            })
+            .collect(),
+        usage: parse_usage(wire.usage)?,
+        provider: provider.to_owned(),
+    })
+}
+
+/// One completions stream event. Real OpenAI legacy chunks carry `text`; MLflow only reads
+/// `delta.content` and so breaks on them (DIFFERENCES #14); we read `text`, then `delta.content`.
+pub fn completions_chunk(value: Value) -> Result<CompletionsChunk, GatewayError> {
+    let wire: WireChunk =
+        serde_json::from_value(value).map_err(|e| unexpected("stream event", e))?;
+    Ok(CompletionsChunk {
+        id: wire.id,
+        object: "text_completion_chunk".to_owned(),
+        created: wire.created,
+        model: wire.model,
+        choices: wire
+            .choices
+            .into_iter()
+            .map(|choice| CompletionsChunkChoice {
+                index: choice.index,
+                finish_reason: choice.finish_reason,
+                text: choice.text.or_else(|| choice.delta.and_then(|d| d.content)),
+            })
+            .collect(),
+        usage: parse_usage(wire.usage)?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use serde_json::json;
+
+    fn config(api_type: OpenAiApiType) -> OpenAiConfig {
+        OpenAiConfig {
+            api_key: Secret::new("sk-test"),
+            api_type,
+            api_base: "https://example.test/v1".to_owned(),
+            api_version: None,
+            deployment_name: None,
+            organization: None,
+        }
+    }
+
+    fn chat_request(body: Value) -> UnifiedRequest {
+        UnifiedRequest::validate(EndpointType::Chat, body).unwrap()
+    }
+
+    #[test]
+    fn openai_request_puts_model_first_and_keeps_extras() {
+        let mut cfg = config(OpenAiApiType::OpenAi);
+        cfg.organization = Some("my-org".to_owned());
+        let wire = OpenAiWire::openai(&cfg, Some("gpt-4o-mini".to_owned()), Provider::OpenAi);
+        let request = chat_request(
+            json!({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 20, "stop": ["END"], "temperature": 0.5, "foo": "bar"}),
+        );
+        let upstream = wire.request(&request).unwrap();
+        assert_eq!(upstream.url, "https://example.test/v1/chat/completions");
+        assert_eq!(
+            upstream.headers,
+            vec![
+                ("authorization", "Bearer sk-test".to_owned()),
+                ("openai-organization", "my-org".to_owned())
+            ]
+        );
+        assert_eq!(
+            String::from_utf8(upstream.body).unwrap(),
+            r#"{"model":"gpt-4o-mini","n":1,"stop":["END"],"max_tokens":20,"temperature":0.5,"messages":[{"role":"user","content":"hi"}],"foo":"bar"}"#
+        );
+    }
+
+    #[test]
+    fn azure_request_uses_the_deployment_url_and_api_key() {
+        let mut cfg = config(OpenAiApiType::Azure);
+        cfg.api_base = "https://myres.openai.azure.com".to_owned();
+        cfg.deployment_name = Some("mydep".to_owned());
+        cfg.api_version = Some("2023-05-15".to_owned());
+        let wire = OpenAiWire::openai(&cfg, Some("gpt-4".to_owned()), Provider::Azure);
+        let upstream = wire
+            .request(&chat_request(
+                json!({"messages": [{"role": "user", "content": "hi"}]}),
+            ))
+            .unwrap();
+        assert_eq!(
+            upstream.url,
+            "https://myres.openai.azure.com/openai/deployments/mydep/chat/completions?api-version=2023-05-15"
+        );
+        assert_eq!(upstream.headers, vec![("api-key", "sk-test".to_owned())]);
+        assert_eq!(
+            String::from_utf8(upstream.body).unwrap(),
+            r#"{"n":1,"messages":[{"role":"user","content":"hi"}]}"#
+        );
+    }
+
+    #[test]
+    fn streaming_asks_for_usage_unless_the_client_decided() {
+        let wire = OpenAiWire::openai(
+            &config(OpenAiApiType::OpenAi),
+            Some("m".to_owned()),
+            Provider::OpenAi,
+        );
+        let body = |extra: Value| {
+            let mut request =
+                json!({"messages": [{"role": "user", "content": "hi"}], "stream": true});
+            request
+                .as_object_mut()
+                .unwrap()
+                .extend(extra.as_object().unwrap().clone());
+            let upstream = wire.request(&chat_request(request)).unwrap();
+            serde_json::from_slice::<Value>(&upstream.body).unwrap()["stream_options"].clone()
+        };
+        assert_eq!(body(json!({})), json!({"include_usage": true}));
+        assert_eq!(
+            body(json!({"stream_options": {"include_usage": false}})),
+            json!({"include_usage": false})
+        );
+        assert_eq!(
+            body(json!({"stream_options": {"x": 1}})),
+            json!({"x": 1, "include_usage": true})
+        );
+    }
+
+    #[test]
+    fn urls_join_with_one_slash_and_keep_base_queries() {
+        assert_eq!(join_url("http://h/v1/", "/chat"), "http://h/v1/chat");
+        assert_eq!(join_url("http://h/d?x=1", "chat"), "http://h/d/chat?x=1");
+        assert_eq!(
+            with_query("http://h/a?x=1".to_owned(), "api-version", "v 1"),
+            "http://h/a?x=1&api-version=v%201"
+        );
+    }
+
+    #[test]
+    fn chat_response_renumbers_choices_and_drops_extras() {
+        let body = json!({"id": "c1", "object": "chat.completion", "created": 1, "model": "m", "system_fingerprint": "x",
+            "choices": [{"index": 5, "message": {"role": "assistant", "content": "hi", "annotations": []}, "finish_reason": "stop", "logprobs": null}],
+            "usage": {"prompt_tokens": 1, "completion_tokens": 2, "total_tokens": 3, "completion_tokens_details": {"reasoning_tokens": 0}}});
+        let out = serde_json::to_string(&chat_response(body, "openai").unwrap()).unwrap();
+        assert_eq!(
+            out,
+            r#"{"id":"c1","object":"chat.completion","created":1,"model":"m","choices":[{"index":0,"message":{"role":"assistant","content":"hi","tool_calls":null,"refusal":null},"finish_reason":"stop"}],"usage":{"prompt_tokens":1,"completion_tokens":2,"total_tokens":3,"completion_tokens_details":{"reasoning_tokens":0}},"provider":"openai"}"#
+        );
+        let missing = chat_response(
+            json!({"id": "c", "object": "o", "model": "m", "choices": []}),
+            "openai",
+        )
+        .unwrap_err();
+        assert_eq!(
+            (missing.status, missing.kind),
+            (502, ErrorKind::UpstreamProtocol)
+        );
+    }
+
+    #[test]
+    fn completions_stream_reads_real_openai_text_chunks() {
+        let chunk = completions_chunk(
+            json!({"id": "c", "object": "text_completion", "created": 1, "model": "m",
+            "choices": [{"index": 0, "text": "Hel", "finish_reason": null, "logprobs": null}]}),
+        )
+        .unwrap();
+        assert_eq!(chunk.choices[0].text.as_deref(), Some("Hel"));
+        let chunk = completions_chunk(json!({"id": "c", "created": 1, "model": "m",
+            "choices": [{"index": 0, "delta": {"content": "lo"}}]}))
+        .unwrap();
+        assert_eq!(chunk.choices[0].text.as_deref(), Some("lo"));
+    }
+
+    #[test]
+    fn stream_events_done_skip_and_errors() {
+        let wire = OpenAiWire::openai(&config(OpenAiApiType::OpenAi), None, Provider::OpenAi);
+        let event = |data: &str| SseEvent {
+            event: None,
+            data: data.to_owned(),
+        };
+        assert!(matches!(
+            wire.stream_event(EndpointType::Chat, &event("[DONE]")),
+            Ok(EventOutcome::Done)
+        ));
+        assert!(matches!(
+            wire.stream_event(EndpointType::Chat, &event("not json")),
+            Ok(EventOutcome::Skip)
+        ));
+        let error = wire.stream_event(
+            EndpointType::Chat,
+            &event(r#"{"error":{"message":"overloaded"}}"#),
+        );
+        assert!(matches!(error, Err(e) if e.detail == json!("overloaded")));
+        let chunk = wire
+            .stream_event(EndpointType::Chat, &event(r#"{"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}"#))
+            .unwrap();
+        let EventOutcome::Chunk(bytes) = chunk else {
+            panic!("expected a chunk")
+        };
+        assert_eq!(
+            std::str::from_utf8(&bytes).unwrap(),
+            r#"{"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"finish_reason":null,"delta":{"role":null,"content":"a","tool_calls":null}}],"usage":null,"provider":"openai"}"#
+        );
+    }
+
+    #[test]
+    fn compatible_family_has_no_completions_and_ollama_sends_no_key() {
+        let cfg = OpenAiCompatibleConfig {
+            api_key: Secret::new("ollama"),
+            api_base: "http://127.0.0.1:11434/v1".to_owned(),
+        };
+        let wire = OpenAiWire::compatible(&cfg, Some("llama3".to_owned()), Provider::Ollama);
+        let completions =
+            UnifiedRequest::validate(EndpointType::Completions, json!({"prompt": "x"})).unwrap();
+        let error = wire.request(&completions).unwrap_err();
+        assert_eq!(
+            error.detail,
+            json!("The completions route is not implemented for Ollama models.")
+        );
+        let upstream = wire
+            .request(&chat_request(
+                json!({"messages": [{"role": "user", "content": "hi"}]}),
+            ))
+            .unwrap();
+        assert!(upstream.headers.is_empty());
+        assert_eq!(upstream.url, "http://127.0.0.1:11434/v1/chat/completions");
+    }
+}
