@@ -122,25 +122,25 @@ pub fn decode_page_token(token: &str) -> Option<usize> {
     usize::try_from(value.get("index")?.as_u64()?).ok()
 }
 
-/// Selects one page of `items` for `token`; `Err` carries the 400 body for a bad token.
-fn page<'a, T>(
-    items: &'a [T],
-    token: Option<&str>,
-) -> Result<(&'a [T], Option<String>), HttpResponse> {
+/// Selects one page of `items` for `token`; `None` when the token is not one we issued.
+fn page<'a, T>(items: &'a [T], token: Option<&str>) -> Option<(&'a [T], Option<String>)> {
     let start = match token {
         None | Some("") => 0,
-        Some(token) => decode_page_token(token).ok_or_else(|| {
-            HttpResponse::BadRequest().json(json!({
-                "detail": "Invalid page_token: expected the base64 token returned as next_page_token by a previous page."
-            }))
-        })?,
+        Some(token) => decode_page_token(token)?,
     };
     if start >= items.len() {
-        return Ok((&[], None));
+        return Some((&[], None));
     }
     let end = (start + PAGE_SIZE).min(items.len());
     let next = (end < items.len()).then(|| encode_page_token(end));
-    Ok((&items[start..end], next))
+    Some((&items[start..end], next))
+}
+
+/// MLflow answers a bad token with a plain-text 500; a 400 that says what is wrong is better.
+fn invalid_page_token() -> HttpResponse {
+    HttpResponse::BadRequest().json(json!({
+        "detail": "Invalid page_token: expected the base64 token returned as next_page_token by a previous page."
+    }))
 }
 
 fn endpoint_not_found(name: &str) -> HttpResponse {
@@ -164,11 +164,11 @@ pub async fn list_endpoints(
 ) -> HttpResponse {
     let table = state.table();
     match page(&table.config.endpoints, query.page_token.as_deref()) {
-        Ok((items, next)) => HttpResponse::Ok().json(EndpointPage {
+        Some((items, next)) => HttpResponse::Ok().json(EndpointPage {
             endpoints: items.iter().map(|e| endpoint_view(e)).collect(),
             next_page_token: next,
         }),
-        Err(response) => response,
+        None => invalid_page_token(),
     }
 }
 
@@ -190,11 +190,11 @@ pub async fn list_legacy_routes(
 ) -> HttpResponse {
     let table = state.table();
     match page(&table.config.endpoints, query.page_token.as_deref()) {
-        Ok((items, next)) => HttpResponse::Ok().json(json!({
+        Some((items, next)) => HttpResponse::Ok().json(json!({
             "routes": items.iter().map(|e| legacy_view(e)).collect::<Vec<_>>(),
             "next_page_token": next,
         })),
-        Err(response) => response,
+        None => invalid_page_token(),
     }
 }
 
@@ -280,14 +280,14 @@ mod tests {
     #[test]
     fn paging_splits_at_page_size() {
         let items: Vec<usize> = (0..PAGE_SIZE + 5).collect();
-        let (first, next) = page(&items, None).ok().unwrap();
+        let (first, next) = page(&items, None).unwrap();
         assert_eq!(first.len(), PAGE_SIZE);
         let next = next.unwrap();
-        let (second, last) = page(&items, Some(&next)).ok().unwrap();
+        let (second, last) = page(&items, Some(&next)).unwrap();
         assert_eq!(second, &[3000, 3001, 3002, 3003, 3004]);
         assert!(last.is_none());
         let past_end = encode_page_token(10_000);
-        let (empty, none) = page(&items, Some(&past_end)).ok().unwrap();
+        let (empty, none) = page(&items, Some(&past_end)).unwrap();
         assert!(empty.is_empty() && none.is_none());
     }
 }
