@@ -1,5 +1,6 @@
 //! The OpenAPI document served at `/openapi.json` and rendered by the bundled Swagger UI at `/docs/`.
 
+use switchyard_actors::schema;
 use utoipa::OpenApi;
 
 use crate::handlers::{metadata, mlflow, openai, ops};
@@ -22,6 +23,14 @@ use crate::handlers::{metadata, mlflow, openai, ops};
         openai::embeddings,
     ),
     components(schemas(
+        schema::ChatRequest,
+        schema::CompletionsRequest,
+        schema::EmbeddingsRequest,
+        schema::ChatResponse,
+        schema::CompletionsResponse,
+        schema::EmbeddingsResponse,
+        schema::ChatChunk,
+        schema::CompletionsChunk,
         metadata::EndpointView,
         metadata::EndpointPage,
         metadata::ModelView,

@@ -153,6 +153,27 @@ impl GatewayError {
         }
     }
 
+    /// Replaces every occurrence of each secret in the detail with `***`: an upstream that echoes
+    /// the key it was sent in an error message must not hand it to our client or our logs.
+    pub fn redact(mut self, secrets: &[&str]) -> Self {
+        fn scrub(value: &mut Value, secrets: &[&str]) {
+            match value {
+                Value::String(text) => {
+                    for secret in secrets.iter().filter(|s| s.len() >= 4) {
+                        if text.contains(secret) {
+                            *text = text.replace(secret, "***");
+                        }
+                    }
+                }
+                Value::Array(items) => items.iter_mut().for_each(|v| scrub(v, secrets)),
+                Value::Object(map) => map.values_mut().for_each(|v| scrub(v, secrets)),
+                _ => {}
+            }
+        }
+        scrub(&mut self.detail, secrets);
+        self
+    }
+
     /// The detail as one human-readable line (for `/v1` bodies and log lines).
     pub fn message(&self) -> String {
         match &self.detail {
@@ -181,6 +202,26 @@ impl GatewayError {
                 .join("; "),
             other => other.to_string(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn redact_scrubs_secrets_anywhere_in_the_detail() {
+        let error = GatewayError::new(
+            ErrorKind::UpstreamStatus,
+            401,
+            json!({"message": "bad key sk-secret-1", "nested": ["sk-secret-1!"]}),
+        )
+        .redact(&["sk-secret-1"]);
+        assert_eq!(
+            error.detail,
+            json!({"message": "bad key ***", "nested": ["***!"]})
+        );
     }
 }
 

@@ -119,10 +119,15 @@ impl Handler<Invoke> for ProviderSupervisor {
                 mock.clone().invoke(msg.request),
                 msg.cancelled,
             )),
-            Backend::Http(http) => Box::pin(until_cancelled(
-                http.clone().invoke(msg.request),
-                msg.cancelled,
-            )),
+            Backend::Http(http) => {
+                let http = http.clone();
+                Box::pin(async move {
+                    let wire = http.wire.clone();
+                    until_cancelled(http.invoke(msg.request), msg.cancelled)
+                        .await
+                        .map_err(|error| error.redact(&wire.secrets()))
+                })
+            }
             Backend::Unavailable => {
                 let provider = self.endpoint.model.provider;
                 let route: EndpointType = msg.request.endpoint_type();
@@ -189,12 +194,17 @@ impl HttpBackend {
         let response = upstream::check_stream_status(response, &self.settings, deadline).await?;
         let (sender, receiver) = mpsc::channel(self.settings.stream_buffer);
         let mut translator = self.wire.stream_translator(kind);
+        let wire = self.wire.clone();
         actix_rt::spawn(upstream::pump_sse(
             response,
             self.settings.clone(),
             deadline,
             sender,
-            move |event| translator.event(event),
+            move |event| {
+                translator
+                    .event(event)
+                    .map_err(|error| error.redact(&wire.secrets()))
+            },
         ));
         Ok(InvokeReply::Stream(receiver))
     }

@@ -38,7 +38,7 @@ pub async fn invocations(
     let outcome = async {
         let body = read_json(&request, payload, state.body_limit).await?;
         let unified = UnifiedRequest::validate(target_type(target), body)?;
-        if unified.model().is_some() {
+        if unified.has_model() {
             return Err(GatewayError::new(
                 ErrorKind::ModelNotPermitted,
                 422,

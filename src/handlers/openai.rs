@@ -10,7 +10,7 @@ use super::invoke::{invoke, read_json};
 use super::{target_type, WorkerState};
 use crate::error::{error_response, ApiFamily};
 
-#[utoipa::path(post, path = "/v1/chat/completions", request_body = Object,
+#[utoipa::path(post, path = "/v1/chat/completions", request_body = switchyard_actors::schema::ChatRequest,
     responses((status = 200, description = "Chat completion, or an SSE stream ending with `data: [DONE]`")), tag = "openai")]
 pub async fn chat(
     request: HttpRequest,
@@ -20,7 +20,7 @@ pub async fn chat(
     handle(EndpointType::Chat, request, payload, state).await
 }
 
-#[utoipa::path(post, path = "/v1/completions", request_body = Object,
+#[utoipa::path(post, path = "/v1/completions", request_body = switchyard_actors::schema::CompletionsRequest,
     responses((status = 200, description = "Text completion, or an SSE stream ending with `data: [DONE]`")), tag = "openai")]
 pub async fn completions(
     request: HttpRequest,
@@ -30,7 +30,7 @@ pub async fn completions(
     handle(EndpointType::Completions, request, payload, state).await
 }
 
-#[utoipa::path(post, path = "/v1/embeddings", request_body = Object,
+#[utoipa::path(post, path = "/v1/embeddings", request_body = switchyard_actors::schema::EmbeddingsRequest,
     responses((status = 200, description = "Embeddings")), tag = "openai")]
 pub async fn embeddings(
     request: HttpRequest,

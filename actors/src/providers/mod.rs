@@ -36,6 +36,13 @@ impl Wire {
         }
     }
 
+    /// The credentials this endpoint sends, so errors can be scrubbed of them.
+    pub fn secrets(&self) -> Vec<&str> {
+        match self {
+            Wire::OpenAi(wire) => wire.secrets(),
+        }
+    }
+
     pub fn request(&self, request: &UnifiedRequest) -> Result<UpstreamRequest, GatewayError> {
         match self {
             Wire::OpenAi(wire) => wire.request(request),

@@ -57,6 +57,13 @@ impl OpenAiWire {
         }
     }
 
+    pub fn secrets(&self) -> Vec<&str> {
+        match &self.target {
+            Target::OpenAi(config) => vec![config.api_key.expose()],
+            Target::Compatible(config) => vec![config.api_key.expose()],
+        }
+    }
+
     /// The unified request as the provider's HTTP request; 501 for what it does not serve.
     pub fn request(&self, request: &UnifiedRequest) -> Result<UpstreamRequest, GatewayError> {
         let kind = request.endpoint_type();

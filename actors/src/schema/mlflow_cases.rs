@@ -23,6 +23,10 @@ impl Route {
 // Generated from MLflow 3.17.2: each body was posted to FastAPI routes typed with MLflow's
 // `chat`/`completions`/`embeddings` RequestPayload, and the 200 body is
 // `jsonable_encoder(payload, exclude_none=True)` (what the OpenAI provider sends upstream).
+// None of these bodies touch a deliberate difference (message/content-part extra keys, tool
+// schema keywords, integers above u32::MAX, exponent floats echoed in errors); those have their
+// own tests in `tests`. Beyond this table, ~16,000 randomly mutated and corrupted bodies were
+// compared against MLflow the same way while writing this module: only those differences showed.
 pub(super) const MLFLOW_CASES: &[(Route, &str, u16, &str)] = &[
     (
         Route::Chat,
@@ -756,5 +760,17 @@ pub(super) const MLFLOW_CASES: &[(Route, &str, u16, &str)] = &[
         r#"{"input":[1.5, "a"]}"#,
         422,
         r#"[{"type":"string_type","loc":["body","input","str"],"msg":"Input should be a valid string","input":[1.5,"a"]},{"type":"string_type","loc":["body","input","list[str]",0],"msg":"Input should be a valid string","input":1.5},{"type":"int_from_float","loc":["body","input","list[int]",0],"msg":"Input should be a valid integer, got a number with a fractional part","input":1.5},{"type":"int_parsing","loc":["body","input","list[int]",1],"msg":"Input should be a valid integer, unable to parse string as an integer","input":"a"},{"type":"list_type","loc":["body","input","list[list[int]]",0],"msg":"Input should be a valid list","input":1.5},{"type":"list_type","loc":["body","input","list[list[int]]",1],"msg":"Input should be a valid list","input":"a"}]"#,
+    ),
+    (
+        Route::Chat,
+        r#"{"messages":[{"role":"u"}],"tools":[{"type":"function","function":{"name":"f","parameters":{"properties":{"a":"text","b":{"type":"string"},"c":null}}}}]}"#,
+        422,
+        r#"[{"type":"model_attributes_type","loc":["body","tools",0,"function","parameters","properties","a"],"msg":"Input should be a valid dictionary or object to extract fields from","input":"text"},{"type":"model_attributes_type","loc":["body","tools",0,"function","parameters","properties","c"],"msg":"Input should be a valid dictionary or object to extract fields from","input":null}]"#,
+    ),
+    (
+        Route::Chat,
+        r#"{"messages":[{"role":"u"}],"stream":1000.0}"#,
+        422,
+        r#"[{"type":"bool_parsing","loc":["body","stream"],"msg":"Input should be a valid boolean, unable to interpret input","input":1000.0}]"#,
     ),
 ];

@@ -283,8 +283,9 @@ pub struct FunctionDef {
     pub name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
-    /// The JSON Schema as the client sent it. MLflow requires `properties` and `type: "object"`
-    /// (added when absent, as MLflow does); nothing else in it is touched.
+    /// The JSON Schema as the client sent it. MLflow's shape rules are enforced (`properties`
+    /// maps names to objects, `type` is `"object"`, added when absent as MLflow does); nothing
+    /// else in it is checked or touched.
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
     pub parameters: Option<Map<String, Value>>,

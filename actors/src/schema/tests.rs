@@ -260,29 +260,3 @@ fn openapi_schemas_build() {
         assert!(text.len() > 2);
     }
 }
-
-#[test]
-#[ignore]
-fn tmp_fuzz_diff() {
-    let path = std::env::var("FUZZ").expect("FUZZ");
-    let text = std::fs::read_to_string(path).expect("read");
-    let mut bad = 0;
-    for line in text.lines() {
-        let parts: Vec<&str> = line.splitn(4, '\t').collect();
-        let route = match parts[0] {
-            "chat" => Route::Chat,
-            "completions" => Route::Completions,
-            _ => Route::Embeddings,
-        };
-        let got = run(route, parts[1]);
-        let want = (parts[2].parse::<u16>().unwrap(), parts[3].to_owned());
-        if got != want {
-            bad += 1;
-            println!(
-                "{}\n  want {} {}\n  got  {} {}",
-                parts[1], want.0, want.1, got.0, got.1
-            );
-        }
-    }
-    println!("MISMATCHES {bad}");
-}
