@@ -5,10 +5,12 @@
 //! - [`settings`]: server settings from the `config` crate (file + `SWITCHYARD_*` variables).
 //! - [`server`]: starts the control actors and the actix-web workers; `configure` declares routes.
 //! - [`handlers`]: one module per API family (MLflow invocations, OpenAI `/v1`, metadata, ops).
+//! - [`client_key`]: who a request counts against for rate limits.
 //! - [`error`]: the single mapping from a request-path error to a status and JSON body.
 //! - [`openapi`]: the `/openapi.json` document.
 //! - [`logging`]: log format and filter.
 
+pub mod client_key;
 pub mod error;
 pub mod handlers;
 pub mod logging;

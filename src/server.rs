@@ -3,17 +3,20 @@
 
 use std::net::TcpListener;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::{web, App, HttpServer};
 use switchyard_actors::config::GatewayConfig;
 use switchyard_actors::dispatch::Dispatcher;
+use switchyard_actors::limits::RateLimiter;
 use switchyard_actors::messages::{ForceReload, RegisterWorker};
 use switchyard_actors::registry::Registry;
 use switchyard_actors::watcher::ConfigWatcher;
 use utoipa_swagger_ui::SwaggerUi;
 
+use crate::client_key::KeyPolicy;
 use crate::handlers::{metadata, mlflow, openai, ops, WorkerState};
 use crate::settings::Settings;
 
@@ -134,6 +137,17 @@ pub async fn run(
 
     let upstream = settings.upstream();
     let body_limit = settings.body_limit_bytes;
+    let limits = &settings.rate_limits;
+    let limiter = RateLimiter::from_uri(
+        &limits.storage,
+        Duration::from_millis(limits.redis_timeout_ms.max(1)),
+        limits.fail_open,
+    )
+    .map(Arc::new)
+    .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    let key_policy = KeyPolicy::parse(&limits.key, &limits.trusted_proxies)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
+    tracing::info!(storage = limiter.storage_name(), "rate limits ready");
     let server = HttpServer::new(move || {
         // Runs once on each worker thread: that worker's dispatcher and provider actors live here.
         let snapshot = current.load_full();
@@ -146,7 +160,12 @@ pub async fn run(
             dispatcher: dispatcher.start(),
         });
         App::new()
-            .app_data(web::Data::new(WorkerState { table, body_limit }))
+            .app_data(web::Data::new(WorkerState {
+                table,
+                body_limit,
+                limiter: limiter.clone(),
+                key_policy: key_policy.clone(),
+            }))
             .configure(configure)
     })
     .workers(settings.workers)

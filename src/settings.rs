@@ -36,6 +36,38 @@ pub struct Settings {
     pub log: LogSettings,
     pub upstream: UpstreamConfig,
     pub watch: WatchConfig,
+    pub rate_limits: RateLimitSettings,
+}
+
+/// MLflow's variable naming the rate-limit storage; the default for `rate_limits.storage`.
+pub const LIMITS_STORAGE_ENV: &str = "MLFLOW_GATEWAY_RATE_LIMITS_STORAGE_URI";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitSettings {
+    /// `memory://` (exact across this process's workers) or `redis://HOST:PORT/DB` (shared by
+    /// every process pointing at it). Defaults to `MLFLOW_GATEWAY_RATE_LIMITS_STORAGE_URI`.
+    pub storage: String,
+    /// Who a request counts against: `ip`, or `header:NAME` (falls back to the IP without it).
+    pub key: String,
+    /// Peers whose `X-Forwarded-For` / `X-Real-IP` are believed (e.g. Nginx on 127.0.0.1).
+    pub trusted_proxies: Vec<String>,
+    /// When Redis cannot answer: let requests through (true) or refuse them with 429.
+    pub fail_open: bool,
+    /// How long a Redis round trip may take before it counts as unavailable.
+    pub redis_timeout_ms: u64,
+}
+
+impl Default for RateLimitSettings {
+    fn default() -> Self {
+        Self {
+            storage: std::env::var(LIMITS_STORAGE_ENV).unwrap_or_else(|_| "memory://".to_owned()),
+            key: "ip".to_owned(),
+            trusted_proxies: Vec::new(),
+            fail_open: true,
+            redis_timeout_ms: 100,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -86,6 +118,7 @@ impl Default for Settings {
             log: LogSettings::default(),
             upstream: UpstreamConfig::default(),
             watch: WatchConfig::default(),
+            rate_limits: RateLimitSettings::default(),
         }
     }
 }
@@ -141,6 +174,8 @@ impl Settings {
                 .prefix_separator("_")
                 .separator("__")
                 .try_parsing(true)
+                .list_separator(",")
+                .with_list_parse_key("rate_limits.trusted_proxies")
                 .source(Some(variables)),
         );
         let settings: Settings = builder.build()?.try_deserialize()?;

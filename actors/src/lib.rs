@@ -12,6 +12,7 @@
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod limits;
 pub mod messages;
 pub mod provider;
 pub mod providers;

@@ -6,8 +6,12 @@ use actix_web::http::header::{self, ContentEncoding};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
-use switchyard_actors::dispatch::Target;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use actix_web::http::header::{HeaderName, HeaderValue};
+use switchyard_actors::dispatch::{EndpointTarget, Target};
 use switchyard_actors::error::{ErrorKind, GatewayError};
+use switchyard_actors::limits::{self, Decision, RateLimiter};
 use switchyard_actors::messages::{ChunkReceiver, Invoke, InvokeReply};
 use switchyard_actors::schema::{self, UnifiedRequest};
 
@@ -50,9 +54,39 @@ pub async fn read_json(
     schema::parse_json_body(content_type, &body)
 }
 
-/// Sends the request to the target's provider actor and renders its reply.
-pub async fn invoke(target: &Target, request: UnifiedRequest, family: ApiFamily) -> HttpResponse {
-    match call_provider(target, request).await {
+/// Counts the request against the chosen endpoint's rate limit, sends it to that endpoint's
+/// provider actor, and renders the reply. `client_key` is who the request counts against.
+pub async fn invoke(
+    target: &Target,
+    request: UnifiedRequest,
+    family: ApiFamily,
+    limiter: &RateLimiter,
+    client_key: &str,
+) -> HttpResponse {
+    let endpoint = match target.pick_endpoint() {
+        Ok(endpoint) => endpoint,
+        Err(error) => return error_response(&error, family),
+    };
+    // One counter per endpoint, whichever path or route reached it; checked after validation
+    // (a 422 costs no quota) and before the provider is called (a 429 never reaches it).
+    let decision = match &endpoint.endpoint.limit {
+        Some(limit) => {
+            let decision = limiter
+                .check(&endpoint.endpoint.name, client_key, limit)
+                .await;
+            if !decision.allowed {
+                let mut error =
+                    GatewayError::new(ErrorKind::RateLimited, 429, limits::exceeded_message(limit));
+                error.retry_after = Some(Duration::from_secs(decision.retry_after_secs()));
+                let mut response = error_response(&error, family);
+                rate_limit_headers(&mut response, &decision);
+                return response;
+            }
+            Some(decision)
+        }
+        None => None,
+    };
+    let mut response = match call_provider(&endpoint, request).await {
         Ok(InvokeReply::Json(body)) => HttpResponse::Ok()
             .content_type("application/json")
             .body(body),
@@ -61,14 +95,34 @@ pub async fn invoke(target: &Target, request: UnifiedRequest, family: ApiFamily)
             log_failure(&error);
             error_response(&error, family)
         }
+    };
+    if let Some(decision) = decision {
+        rate_limit_headers(&mut response, &decision);
+    }
+    response
+}
+
+/// `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix time of the window's end, as slowapi).
+fn rate_limit_headers(response: &mut HttpResponse, decision: &Decision) {
+    let reset = SystemTime::now()
+        .checked_add(Duration::from_millis(decision.reset_after_ms))
+        .and_then(|at| at.duration_since(UNIX_EPOCH).ok())
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let headers = response.headers_mut();
+    for (name, value) in [
+        ("x-ratelimit-limit", decision.limit),
+        ("x-ratelimit-remaining", decision.remaining),
+        ("x-ratelimit-reset", reset),
+    ] {
+        headers.insert(HeaderName::from_static(name), HeaderValue::from(value));
     }
 }
 
 async fn call_provider(
-    target: &Target,
+    endpoint: &EndpointTarget,
     request: UnifiedRequest,
 ) -> Result<InvokeReply, GatewayError> {
-    let endpoint = target.pick_endpoint()?;
     // Held until the reply arrives: if the client disconnects first, this handler future is
     // dropped with it, and the provider stops waiting on the upstream.
     let (_client_present, cancelled) = tokio::sync::oneshot::channel::<()>();

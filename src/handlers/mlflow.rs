@@ -49,7 +49,17 @@ pub async fn invocations(
     }
     .await;
     match outcome {
-        Ok(unified) => invoke(target, unified, ApiFamily::Mlflow).await,
+        Ok(unified) => {
+            let client_key = state.key_policy.key(&request);
+            invoke(
+                target,
+                unified,
+                ApiFamily::Mlflow,
+                &state.limiter,
+                &client_key,
+            )
+            .await
+        }
         Err(error) => error_response(&error, ApiFamily::Mlflow),
     }
 }

@@ -9,6 +9,9 @@ pub mod ops;
 use std::sync::Arc;
 
 use switchyard_actors::config::EndpointType;
+use switchyard_actors::limits::RateLimiter;
+
+use crate::client_key::KeyPolicy;
 use switchyard_actors::dispatch::{RouteTable, SharedTable, Target};
 
 /// Per-worker state every handler reaches through `web::Data`.
@@ -16,6 +19,9 @@ pub struct WorkerState {
     /// This worker's route table; loading it takes no lock and sends no message.
     pub table: SharedTable,
     pub body_limit: usize,
+    /// Shared by every worker, so limits are exact across them.
+    pub limiter: Arc<RateLimiter>,
+    pub key_policy: KeyPolicy,
 }
 
 impl WorkerState {

@@ -77,7 +77,17 @@ async fn handle(
     }
     .await;
     match outcome {
-        Ok((target, unified)) => invoke(target, unified, ApiFamily::OpenAi).await,
+        Ok((target, unified)) => {
+            let client_key = state.key_policy.key(&request);
+            invoke(
+                target,
+                unified,
+                ApiFamily::OpenAi,
+                &state.limiter,
+                &client_key,
+            )
+            .await
+        }
         Err(error) => error_response(&error, ApiFamily::OpenAi),
     }
 }

@@ -45,7 +45,12 @@ impl Gateway {
             .arg("start")
             .arg("--config-path")
             .arg(&config_path)
-            .args(["--port", "0", "--workers", "2"])
+            .args(["--port", "0"])
+            .args(if args.contains(&"--workers") {
+                &[][..]
+            } else {
+                &["--workers", "2"][..]
+            })
             .args(args)
             .env("SWITCHYARD_LOG__LEVEL", "info,switchyard_actors=debug")
             .env_remove("RUST_LOG")
@@ -247,3 +252,4 @@ pub fn mock_endpoint(name: &str, endpoint_type: &str, config: &str) -> String {
         "  - name: {name}\n    endpoint_type: {endpoint_type}\n    model:\n      provider: mock\n      name: model-{name}\n      config: {{{config}}}\n"
     )
 }
+pub mod upstream;

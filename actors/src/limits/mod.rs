@@ -1,0 +1,267 @@
+//! Rate limits: MLflow's `limit: {calls, renewal_period}` per endpoint, enforced exactly across
+//! all workers (in-process counters) or across processes (Redis), one counter per endpoint and
+//! client key whichever path reaches the endpoint.
+
+pub mod memory;
+pub mod redis;
+pub mod window;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use tokio::sync::OnceCell;
+
+use crate::config::Limit;
+pub use window::Decision;
+
+/// Counters the metrics endpoint reads.
+#[derive(Debug, Default)]
+pub struct LimiterStats {
+    /// Requests refused with 429.
+    pub limited: AtomicU64,
+    /// Storage failures (Redis unreachable or slow); each one was let through or refused per
+    /// the fail-open setting.
+    pub storage_errors: AtomicU64,
+}
+
+/// How long to wait before trying to reach Redis again after a failure.
+const REDIS_RETRY_AFTER: Duration = Duration::from_secs(1);
+
+enum Storage {
+    Memory(memory::MemoryStore),
+    Redis(RedisBackend),
+}
+
+struct RedisBackend {
+    url: String,
+    timeout: Duration,
+    store: OnceCell<redis::RedisStore>,
+    last_failure: Mutex<Option<Instant>>,
+}
+
+pub struct RateLimiter {
+    storage: Storage,
+    fail_open: bool,
+    epoch: Instant,
+    pub stats: LimiterStats,
+}
+
+impl RateLimiter {
+    pub fn memory() -> Self {
+        Self {
+            storage: Storage::Memory(memory::MemoryStore::new()),
+            fail_open: true,
+            epoch: Instant::now(),
+            stats: LimiterStats::default(),
+        }
+    }
+
+    /// Redis at `url`; connects on first use and reconnects by itself. When Redis cannot answer
+    /// within `timeout`, requests are let through (`fail_open`) or refused with 429.
+    pub fn redis(url: impl Into<String>, timeout: Duration, fail_open: bool) -> Self {
+        Self {
+            storage: Storage::Redis(RedisBackend {
+                url: url.into(),
+                timeout,
+                store: OnceCell::new(),
+                last_failure: Mutex::new(None),
+            }),
+            fail_open,
+            epoch: Instant::now(),
+            stats: LimiterStats::default(),
+        }
+    }
+
+    /// The storage named by a URI: `memory://` or `redis://...` / `rediss://...`.
+    pub fn from_uri(uri: &str, timeout: Duration, fail_open: bool) -> Result<Self, String> {
+        if uri.is_empty() || uri.starts_with("memory://") {
+            Ok(Self::memory())
+        } else if uri.starts_with("redis://")
+            || uri.starts_with("rediss://")
+            || uri.starts_with("redis+unix://")
+        {
+            Ok(Self::redis(uri, timeout, fail_open))
+        } else {
+            Err("rate-limit storage must be memory:// or redis://HOST:PORT[/DB]".to_owned())
+        }
+    }
+
+    pub fn storage_name(&self) -> &'static str {
+        match self.storage {
+            Storage::Memory(_) => "memory",
+            Storage::Redis(_) => "redis",
+        }
+    }
+
+    /// Counts one request of `key` against `endpoint`'s `limit`.
+    pub async fn check(&self, endpoint: &str, key: &str, limit: &Limit) -> Decision {
+        let period_ms = limit
+            .window
+            .multiples
+            .saturating_mul(limit.window.granularity.seconds())
+            .saturating_mul(1000);
+        let decision = match &self.storage {
+            Storage::Memory(store) => {
+                let now_ms = self.epoch.elapsed().as_millis() as u64;
+                store.hit(endpoint, key, period_ms, limit.calls, now_ms)
+            }
+            Storage::Redis(backend) => {
+                match backend.hit(endpoint, key, period_ms, limit.calls).await {
+                    Ok(decision) => decision,
+                    Err(reason) => {
+                        self.stats.storage_errors.fetch_add(1, Ordering::Relaxed);
+                        tracing::warn!(
+                            endpoint,
+                            fail_open = self.fail_open,
+                            "rate-limit storage unavailable: {reason}"
+                        );
+                        Decision {
+                            allowed: self.fail_open,
+                            limit: limit.calls,
+                            remaining: limit.calls,
+                            reset_after_ms: period_ms,
+                        }
+                    }
+                }
+            }
+        };
+        if !decision.allowed {
+            self.stats.limited.fetch_add(1, Ordering::Relaxed);
+        }
+        decision
+    }
+}
+
+impl RedisBackend {
+    async fn hit(
+        &self,
+        endpoint: &str,
+        key: &str,
+        period_ms: u64,
+        limit: u64,
+    ) -> Result<Decision, String> {
+        let store = self.store().await?;
+        match tokio::time::timeout(self.timeout, store.hit(endpoint, key, period_ms, limit)).await {
+            Ok(Ok(decision)) => Ok(decision),
+            Ok(Err(error)) => Err(format!("redis error: {}", format!("{:?}", error.kind()))),
+            Err(_) => Err("redis did not answer in time".to_owned()),
+        }
+    }
+
+    async fn store(&self) -> Result<&redis::RedisStore, String> {
+        if let Some(store) = self.store.get() {
+            return Ok(store);
+        }
+        if let Ok(last) = self.last_failure.lock() {
+            if last.is_some_and(|at| at.elapsed() < REDIS_RETRY_AFTER) {
+                return Err("redis unreachable (retrying shortly)".to_owned());
+            }
+        }
+        let connected = self
+            .store
+            .get_or_try_init(|| async {
+                match tokio::time::timeout(
+                    self.timeout * 2,
+                    redis::RedisStore::connect(&self.url, self.timeout),
+                )
+                .await
+                {
+                    Ok(Ok(store)) => Ok(store),
+                    Ok(Err(error)) => Err(format!(
+                        "cannot connect to redis: {}",
+                        format!("{:?}", error.kind())
+                    )),
+                    Err(_) => Err("cannot connect to redis: timed out".to_owned()),
+                }
+            })
+            .await;
+        if connected.is_err() {
+            if let Ok(mut last) = self.last_failure.lock() {
+                *last = Some(Instant::now());
+            }
+        }
+        connected
+    }
+}
+
+/// MLflow's text for a refused request: `Rate limit exceeded: 5 per 10 minute`.
+pub fn exceeded_message(limit: &Limit) -> String {
+    format!(
+        "Rate limit exceeded: {} per {} {}",
+        limit.calls,
+        limit.window.multiples,
+        limit.window.granularity.as_str()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Granularity, RateWindow};
+
+    fn limit(calls: u64, multiples: u64, granularity: Granularity) -> Limit {
+        Limit {
+            calls,
+            renewal_period: String::new(),
+            key: None,
+            window: RateWindow {
+                multiples,
+                granularity,
+            },
+        }
+    }
+
+    #[test]
+    fn message_matches_mlflow() {
+        assert_eq!(
+            exceeded_message(&limit(1, 1, Granularity::Minute)),
+            "Rate limit exceeded: 1 per 1 minute"
+        );
+        assert_eq!(
+            exceeded_message(&limit(5, 10, Granularity::Minute)),
+            "Rate limit exceeded: 5 per 10 minute"
+        );
+    }
+
+    #[test]
+    fn storage_uris() {
+        assert_eq!(
+            RateLimiter::from_uri("memory://", Duration::from_millis(5), true)
+                .unwrap()
+                .storage_name(),
+            "memory"
+        );
+        assert_eq!(
+            RateLimiter::from_uri("redis://127.0.0.1:1/0", Duration::from_millis(5), true)
+                .unwrap()
+                .storage_name(),
+            "redis"
+        );
+        assert!(RateLimiter::from_uri("mongodb://x", Duration::from_millis(5), true).is_err());
+    }
+
+    #[actix_rt::test]
+    async fn memory_limiter_counts_per_endpoint_and_key() {
+        let limiter = RateLimiter::memory();
+        let l = limit(2, 1, Granularity::Minute);
+        assert!(limiter.check("e", "k", &l).await.allowed);
+        assert!(limiter.check("e", "k", &l).await.allowed);
+        let third = limiter.check("e", "k", &l).await;
+        assert!(!third.allowed);
+        assert!(third.retry_after_secs() >= 59);
+        assert_eq!(limiter.stats.limited.load(Ordering::Relaxed), 1);
+    }
+
+    #[actix_rt::test]
+    async fn unreachable_redis_fails_open_and_counts() {
+        // Port 9 (discard) on loopback: nothing listens, the connection is refused at once.
+        let limiter = RateLimiter::redis("redis://127.0.0.1:9/0", Duration::from_millis(200), true);
+        let l = limit(1, 1, Granularity::Minute);
+        assert!(limiter.check("e", "k", &l).await.allowed);
+        assert!(limiter.check("e", "k", &l).await.allowed);
+        assert_eq!(limiter.stats.storage_errors.load(Ordering::Relaxed), 2);
+        let closed = RateLimiter::redis("redis://127.0.0.1:9/0", Duration::from_millis(200), false);
+        assert!(!closed.check("e", "k", &l).await.allowed);
+    }
+}
