@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use actix::prelude::*;
 use actix_web::{web, App, HttpServer};
+use switchyard_actors::breaker::Breakers;
 use switchyard_actors::config::GatewayConfig;
 use switchyard_actors::dispatch::Dispatcher;
 use switchyard_actors::limits::RateLimiter;
@@ -137,6 +138,7 @@ pub async fn run(
 
     let upstream = settings.upstream();
     let body_limit = settings.body_limit_bytes;
+    let stream_heartbeat_ms = settings.stream_heartbeat_ms;
     let limits = &settings.rate_limits;
     let limiter = RateLimiter::from_uri(
         &limits.storage,
@@ -148,6 +150,7 @@ pub async fn run(
     let key_policy = KeyPolicy::parse(&limits.key, &limits.trusted_proxies)
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     tracing::info!(storage = limiter.storage_name(), "rate limits ready");
+    let breakers = Arc::new(Breakers::new());
     let server = HttpServer::new(move || {
         // Runs once on each worker thread: that worker's dispatcher and provider actors live here.
         let snapshot = current.load_full();
@@ -164,6 +167,8 @@ pub async fn run(
                 table,
                 body_limit,
                 limiter: limiter.clone(),
+                breakers: breakers.clone(),
+                stream_heartbeat: Duration::from_millis(stream_heartbeat_ms),
                 key_policy: key_policy.clone(),
             }))
             .configure(configure)

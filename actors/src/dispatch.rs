@@ -30,6 +30,8 @@ pub struct RouteTarget {
     pub route: Arc<TrafficRoute>,
     /// Destinations with a non-zero share, each with its cumulative upper bound in 0..100.
     weighted: Vec<(u32, EndpointTarget)>,
+    /// Every destination in file order (0% ones included): the fallback order.
+    ordered: Vec<EndpointTarget>,
 }
 
 impl RouteTarget {
@@ -51,6 +53,25 @@ pub enum Target {
 }
 
 impl Target {
+    /// The endpoints to try for one request, in order: the endpoint itself; for a route, the
+    /// destination drawn by weight, followed (when the route has `fallback: true`) by the other
+    /// destinations in file order.
+    pub fn candidates(&self) -> Result<Vec<EndpointTarget>, GatewayError> {
+        let first = self.pick_endpoint()?;
+        let Target::Route(route) = self else {
+            return Ok(vec![first]);
+        };
+        let mut candidates = vec![first];
+        if route.route.fallback {
+            for destination in &route.ordered {
+                if destination.endpoint.name != candidates[0].endpoint.name {
+                    candidates.push(destination.clone());
+                }
+            }
+        }
+        Ok(candidates)
+    }
+
     /// The endpoint that serves this request: the endpoint itself, or for a route a destination
     /// drawn at random by weight (a fresh draw per request, as MLflow does).
     pub fn pick_endpoint(&self) -> Result<EndpointTarget, GatewayError> {
@@ -160,12 +181,14 @@ fn build_table(
     for route in &config.routes {
         let mut upper = 0;
         let mut weighted = Vec::with_capacity(route.destinations.len());
+        let mut ordered = Vec::with_capacity(route.destinations.len());
         for destination in &route.destinations {
-            if destination.traffic_percentage == 0 {
-                continue;
-            }
             // Validation guarantees every destination names an endpoint of the right type.
-            if let Some(target) = endpoints.get(&destination.name) {
+            let Some(target) = endpoints.get(&destination.name) else {
+                continue;
+            };
+            ordered.push(target.clone());
+            if destination.traffic_percentage > 0 {
                 upper += destination.traffic_percentage;
                 weighted.push((upper, target.clone()));
             }
@@ -175,6 +198,7 @@ fn build_table(
             Target::Route(RouteTarget {
                 route: route.clone(),
                 weighted,
+                ordered,
             }),
         );
     }

@@ -205,6 +205,20 @@ impl GatewayError {
     }
 }
 
+impl std::fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}): {}",
+            self.status,
+            self.kind.label(),
+            self.message()
+        )
+    }
+}
+
+impl std::error::Error for GatewayError {}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -224,17 +238,3 @@ mod tests {
         );
     }
 }
-
-impl std::fmt::Display for GatewayError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} ({}): {}",
-            self.status,
-            self.kind.label(),
-            self.message()
-        )
-    }
-}
-
-impl std::error::Error for GatewayError {}

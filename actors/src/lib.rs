@@ -9,6 +9,7 @@
 //!   their validation into pydantic-style 422 details.
 //! - [`error`]: the single request-path error type.
 
+pub mod breaker;
 pub mod config;
 pub mod dispatch;
 pub mod error;

@@ -200,6 +200,7 @@ impl HttpBackend {
             self.settings.clone(),
             deadline,
             sender,
+            translator.requires_end_marker(),
             move |event| {
                 translator
                     .event(event)

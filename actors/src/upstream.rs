@@ -299,13 +299,24 @@ pub async fn pump_sse<F>(
     settings: UpstreamSettings,
     deadline: Instant,
     sender: crate::messages::ChunkSender,
+    end_marker_required: bool,
     mut translate: F,
 ) where
     F: FnMut(&SseEvent) -> Result<EventOutcome, GatewayError>,
 {
     let mut decoder = SseDecoder::new();
     loop {
-        let events = match next_chunk(&mut response, &settings, deadline).await {
+        // A client that leaves while the upstream is silent must still free the upstream
+        // connection at once, not at the next upstream byte or the idle timeout.
+        let next = tokio::select! {
+            biased;
+            _ = sender.closed() => {
+                tracing::debug!("stream stopped: client went away");
+                return;
+            }
+            next = next_chunk(&mut response, &settings, deadline) => next,
+        };
+        let events = match next {
             Ok(Some(bytes)) => match decoder.push(&bytes) {
                 Ok(events) => events,
                 Err(_) => {
@@ -321,7 +332,20 @@ pub async fn pump_sse<F>(
             Ok(None) => {
                 // End of body: flush a final unterminated event, then stop.
                 if let Some(event) = decoder.finish() {
-                    let _ = forward(&sender, translate(&event)).await;
+                    if let Flow::Stop = forward(&sender, translate(&event)).await {
+                        return;
+                    }
+                }
+                // awc reports a connection closed mid-body the same way as a complete body, so a
+                // protocol with an end marker (`[DONE]`) tells the two apart: without the marker
+                // the stream was cut, and the client must not mistake it for a finished answer.
+                if end_marker_required {
+                    let error = GatewayError::new(
+                        ErrorKind::UpstreamProtocol,
+                        502,
+                        "The provider's stream ended before it was complete.",
+                    );
+                    let _ = sender.send(Err(error)).await;
                 }
                 return;
             }

@@ -9,6 +9,7 @@ use futures_util::StreamExt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::{HeaderName, HeaderValue};
+use switchyard_actors::breaker::Breakers;
 use switchyard_actors::dispatch::{EndpointTarget, Target};
 use switchyard_actors::error::{ErrorKind, GatewayError};
 use switchyard_actors::limits::{self, Decision, RateLimiter};
@@ -54,52 +55,177 @@ pub async fn read_json(
     schema::parse_json_body(content_type, &body)
 }
 
-/// Counts the request against the chosen endpoint's rate limit, sends it to that endpoint's
-/// provider actor, and renders the reply. `client_key` is who the request counts against.
+/// What every invocation shares besides the request: the per-process limiter and breakers, and
+/// who the request counts against.
+pub struct InvokeContext<'a> {
+    pub family: ApiFamily,
+    pub limiter: &'a RateLimiter,
+    pub breakers: &'a Breakers,
+    pub client_key: &'a str,
+    /// SSE comment interval while a provider is silent (zero: none).
+    pub heartbeat: Duration,
+}
+
+/// Runs one request to completion: for each candidate endpoint (one, or a route's destinations
+/// when it falls back), count it against that endpoint's rate limit, respect its circuit
+/// breaker, call its provider actor with the endpoint's retry policy, and render the reply.
+/// Retries and fallback only ever happen before the first byte reaches the client.
 pub async fn invoke(
     target: &Target,
     request: UnifiedRequest,
-    family: ApiFamily,
-    limiter: &RateLimiter,
-    client_key: &str,
+    ctx: &InvokeContext<'_>,
 ) -> HttpResponse {
-    let endpoint = match target.pick_endpoint() {
-        Ok(endpoint) => endpoint,
-        Err(error) => return error_response(&error, family),
+    let candidates = match target.candidates() {
+        Ok(candidates) => candidates,
+        Err(error) => return error_response(&error, ctx.family),
     };
-    // One counter per endpoint, whichever path or route reached it; checked after validation
-    // (a 422 costs no quota) and before the provider is called (a 429 never reaches it).
-    let decision = match &endpoint.endpoint.limit {
-        Some(limit) => {
-            let decision = limiter
-                .check(&endpoint.endpoint.name, client_key, limit)
-                .await;
-            if !decision.allowed {
-                let mut error =
-                    GatewayError::new(ErrorKind::RateLimited, 429, limits::exceeded_message(limit));
-                error.retry_after = Some(Duration::from_secs(decision.retry_after_secs()));
-                let mut response = error_response(&error, family);
-                rate_limit_headers(&mut response, &decision);
+    let last = candidates.len() - 1;
+    let mut request = Some(request);
+    let mut failure = None;
+    for (position, endpoint) in candidates.iter().enumerate() {
+        let Some(this_request) = (if position == last {
+            request.take()
+        } else {
+            request.clone()
+        }) else {
+            break;
+        };
+        let decision = match &endpoint.endpoint.limit {
+            Some(limit) => {
+                let decision = ctx
+                    .limiter
+                    .check(&endpoint.endpoint.name, ctx.client_key, limit)
+                    .await;
+                if !decision.allowed {
+                    let mut error = GatewayError::new(
+                        ErrorKind::RateLimited,
+                        429,
+                        limits::exceeded_message(limit),
+                    );
+                    error.retry_after = Some(Duration::from_secs(decision.retry_after_secs()));
+                    let mut response = error_response(&error, ctx.family);
+                    rate_limit_headers(&mut response, &decision);
+                    return response;
+                }
+                Some(decision)
+            }
+            None => None,
+        };
+        match call_with_retries(endpoint, this_request, ctx.breakers).await {
+            Ok(reply) => {
+                if position > 0 {
+                    tracing::info!(endpoint = %endpoint.endpoint.name, position, "served by a fallback destination");
+                }
+                let mut response = match reply {
+                    InvokeReply::Json(body) => HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(body),
+                    InvokeReply::Stream(chunks) => event_stream(chunks, ctx.family, ctx.heartbeat),
+                };
+                if let Some(decision) = decision {
+                    rate_limit_headers(&mut response, &decision);
+                }
                 return response;
             }
-            Some(decision)
+            Err(error) => {
+                log_failure(&error);
+                let retryable = error.retryable() || error.kind == ErrorKind::Unavailable;
+                failure = Some((error, decision));
+                if !retryable {
+                    break;
+                }
+            }
         }
-        None => None,
-    };
-    let mut response = match call_provider(&endpoint, request).await {
-        Ok(InvokeReply::Json(body)) => HttpResponse::Ok()
-            .content_type("application/json")
-            .body(body),
-        Ok(InvokeReply::Stream(chunks)) => event_stream(chunks, family),
-        Err(error) => {
-            log_failure(&error);
-            error_response(&error, family)
-        }
-    };
-    if let Some(decision) = decision {
-        rate_limit_headers(&mut response, &decision);
     }
-    response
+    match failure {
+        Some((error, decision)) => {
+            let mut response = error_response(&error, ctx.family);
+            if let Some(decision) = decision {
+                rate_limit_headers(&mut response, &decision);
+            }
+            response
+        }
+        None => error_response(
+            &GatewayError::internal("no endpoint could take the request"),
+            ctx.family,
+        ),
+    }
+}
+
+/// Calls one endpoint, retrying retryable failures per its `retries:` policy (exponential
+/// backoff with full jitter, an upstream `Retry-After` honoured), and keeping its circuit
+/// breaker informed. An open circuit answers 503 at once without calling the provider.
+async fn call_with_retries(
+    endpoint: &EndpointTarget,
+    request: UnifiedRequest,
+    breakers: &Breakers,
+) -> Result<InvokeReply, GatewayError> {
+    let breaker = endpoint
+        .endpoint
+        .circuit_breaker
+        .as_ref()
+        .map(|policy| breakers.get(&endpoint.endpoint.name, policy));
+    let policy = endpoint.endpoint.retries;
+    let attempts = policy.map_or(1, |p| p.attempts.max(1));
+    let mut request = Some(request);
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let final_attempt = attempt >= attempts;
+        if let Some(breaker) = &breaker {
+            let now = breakers.now_ms();
+            if !breaker.allow(now) {
+                let mut error = GatewayError::new(
+                    ErrorKind::Unavailable,
+                    503,
+                    format!(
+                        "The endpoint '{}' is failing and temporarily unavailable (circuit open).",
+                        endpoint.endpoint.name
+                    ),
+                );
+                error.retry_after = Some(Duration::from_millis(breaker.retry_after_ms(now)));
+                return Err(error);
+            }
+        }
+        let Some(this_request) = (if final_attempt {
+            request.take()
+        } else {
+            request.clone()
+        }) else {
+            return Err(GatewayError::internal("request lost between attempts"));
+        };
+        let outcome = call_provider(endpoint, this_request).await;
+        let error = match outcome {
+            Ok(reply) => {
+                if let Some(breaker) = &breaker {
+                    breaker.record_success();
+                }
+                return Ok(reply);
+            }
+            Err(error) => error,
+        };
+        if error.retryable() {
+            if let Some(breaker) = &breaker {
+                breaker.record_failure(breakers.now_ms());
+            }
+        }
+        let Some(policy) = policy.filter(|_| !final_attempt && error.retryable()) else {
+            return Err(error);
+        };
+        let ceiling = policy
+            .backoff_ms
+            .saturating_mul(1u64 << (attempt - 1).min(20))
+            .min(policy.max_backoff_ms);
+        let jittered = rand::random_range(0..=ceiling);
+        let wait = match error.retry_after {
+            // The provider asked for more patience than we may spend: give up now.
+            Some(after) if after.as_millis() as u64 > policy.max_backoff_ms => return Err(error),
+            Some(after) => (after.as_millis() as u64).max(jittered),
+            None => jittered,
+        };
+        tracing::info!(endpoint = %endpoint.endpoint.name, attempt, wait_ms = wait, kind = error.kind.label(), "retrying");
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+    }
 }
 
 /// `X-RateLimit-Limit`, `-Remaining` and `-Reset` (Unix time of the window's end, as slowapi).
@@ -163,7 +289,12 @@ fn log_failure(error: &GatewayError) {
 /// `text/event-stream` with one `data:` event per chunk, sent as soon as each arrives. A failure
 /// mid-stream becomes a final event carrying an error object; `/v1` streams end with
 /// `data: [DONE]` only when they completed (never after an error: that would be a fake finish).
-pub fn event_stream(chunks: ChunkReceiver, family: ApiFamily) -> HttpResponse {
+///
+/// While the provider is silent, an SSE comment (`:`) goes out every `heartbeat`: clients ignore
+/// it, proxies see a live connection, and above all it is the only way to learn that a client
+/// has gone (a closed socket only fails on write), so the upstream request is dropped promptly
+/// instead of at the next upstream byte.
+pub fn event_stream(chunks: ChunkReceiver, family: ApiFamily, heartbeat: Duration) -> HttpResponse {
     enum State {
         Open(ChunkReceiver),
         Done,
@@ -172,7 +303,15 @@ pub fn event_stream(chunks: ChunkReceiver, family: ApiFamily) -> HttpResponse {
         let State::Open(mut chunks) = state else {
             return None;
         };
-        match chunks.recv().await {
+        let next = if heartbeat.is_zero() {
+            chunks.recv().await
+        } else {
+            match tokio::time::timeout(heartbeat, chunks.recv()).await {
+                Ok(next) => next,
+                Err(_) => return Some((Ok(Bytes::from_static(b":\n\n")), State::Open(chunks))),
+            }
+        };
+        match next {
             Some(Ok(chunk)) => Some((
                 Ok::<_, actix_web::Error>(frame(&chunk)),
                 State::Open(chunks),

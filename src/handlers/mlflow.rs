@@ -54,9 +54,7 @@ pub async fn invocations(
             invoke(
                 target,
                 unified,
-                ApiFamily::Mlflow,
-                &state.limiter,
-                &client_key,
+                &state.invoke_context(ApiFamily::Mlflow, &client_key),
             )
             .await
         }

@@ -11,7 +11,11 @@ use std::sync::Arc;
 use switchyard_actors::config::EndpointType;
 use switchyard_actors::limits::RateLimiter;
 
+use switchyard_actors::breaker::Breakers;
+
 use crate::client_key::KeyPolicy;
+use crate::error::ApiFamily;
+use invoke::InvokeContext;
 use switchyard_actors::dispatch::{RouteTable, SharedTable, Target};
 
 /// Per-worker state every handler reaches through `web::Data`.
@@ -21,12 +25,29 @@ pub struct WorkerState {
     pub body_limit: usize,
     /// Shared by every worker, so limits are exact across them.
     pub limiter: Arc<RateLimiter>,
+    /// Shared by every worker, so a failing provider is noticed whichever worker calls it.
+    pub breakers: Arc<Breakers>,
     pub key_policy: KeyPolicy,
+    pub stream_heartbeat: std::time::Duration,
 }
 
 impl WorkerState {
     pub fn table(&self) -> Arc<RouteTable> {
         self.table.load_full()
+    }
+
+    pub fn invoke_context<'a>(
+        &'a self,
+        family: ApiFamily,
+        client_key: &'a str,
+    ) -> InvokeContext<'a> {
+        InvokeContext {
+            family,
+            limiter: &self.limiter,
+            breakers: &self.breakers,
+            client_key,
+            heartbeat: self.stream_heartbeat,
+        }
     }
 }
 

@@ -70,7 +70,11 @@ async fn handle(
             return Err(GatewayError::new(
                 ErrorKind::WrongEndpointType,
                 400,
-                format!("Endpoint '{name}' is not a {} endpoint.", kind.route_word()),
+                {
+                    // MLflow's wording, article included ("an embeddings endpoint").
+                    let article = if kind == EndpointType::Embeddings { "an" } else { "a" };
+                    format!("Endpoint '{name}' is not {article} {} endpoint.", kind.route_word())
+                },
             ));
         }
         Ok((target, unified))
@@ -82,9 +86,7 @@ async fn handle(
             invoke(
                 target,
                 unified,
-                ApiFamily::OpenAi,
-                &state.limiter,
-                &client_key,
+                &state.invoke_context(ApiFamily::OpenAi, &client_key),
             )
             .await
         }

@@ -10,6 +10,7 @@ model of the wrong type (400) and an invalid body (422). The exact SSE framing o
 from __future__ import annotations
 
 import array
+import asyncio
 import base64
 import math
 
@@ -74,6 +75,38 @@ def test_chat_completion_streaming(openai_client):
     finishes = [c.choices[0].finish_reason for c in chunks if c.choices]
     assert finishes[-1] == "stop"
     assert all(f is None for f in finishes[:-1])
+
+
+def test_chat_streaming_include_usage(openai_client):
+    text = "count these five words"
+    stream = openai_client.chat.completions.create(
+        model="chat-stream",
+        messages=[{"role": "user", "content": text}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == text
+    usages = [c.usage for c in chunks if c.usage is not None]
+    assert usages, "stream_options.include_usage: no chunk carried usage"
+    _assert_usage(usages[-1])
+
+
+def test_concurrent_async_streams(base_url):
+    # AsyncOpenAI over one connection pool: interleaved streams must not mix their chunks.
+    async def one(client, i: int) -> str:
+        stream = await client.chat.completions.create(
+            model="chat-stream", messages=[{"role": "user", "content": f"stream number {i} of many"}], stream=True
+        )
+        return "".join([c.choices[0].delta.content or "" async for c in stream if c.choices])
+
+    async def main() -> list[str]:
+        async with openai.AsyncOpenAI(
+            base_url=f"{base_url}/v1", api_key="unused", max_retries=0, timeout=20.0
+        ) as client:
+            return await asyncio.gather(*(one(client, i) for i in range(16)))
+
+    assert asyncio.run(main()) == [f"stream number {i} of many" for i in range(16)]
 
 
 def test_chat_via_traffic_route(openai_client):
@@ -160,6 +193,15 @@ def test_embeddings_sdk_default_base64(openai_client, deploy_client):
     for got, as_float, via_mlflow in zip(vectors, floats, mlflow):
         assert _close(got, as_float), (got, as_float)
         assert _close(got, via_mlflow), (got, via_mlflow)
+
+
+def test_embeddings_token_arrays(openai_client):
+    response = openai_client.embeddings.create(model="embeddings", input=[[1, 2, 3], [4, 5]])
+    vectors = [d.embedding for d in response.data]
+    assert [len(v) for v in vectors] == [EMBEDDING_DIMS, EMBEDDING_DIMS]
+    assert vectors[0] != vectors[1]
+    again = openai_client.embeddings.create(model="embeddings", input=[1, 2, 3])
+    assert _close(again.data[0].embedding, vectors[0])
 
 
 def test_embeddings_explicit_base64_is_float32_le(openai_client):

@@ -9,7 +9,7 @@ use super::fields::{int_value, join, show, Obj, Report, FIELD_REQUIRED};
 use super::keys::KeySource;
 use super::limits::{parse_renewal_period, LIMIT_PARSE_ERROR};
 use super::load::LoadOptions;
-use super::model::{Endpoint, EndpointType, Limit, Model};
+use super::model::{BreakerPolicy, Endpoint, EndpointType, Limit, Model, RetryPolicy};
 use super::providers::Provider;
 
 const MOSAICML_CHAT_PREFIXES: [&str; 1] = ["llama2"];
@@ -53,7 +53,15 @@ pub(crate) fn check_endpoint(
         EntryKind::Endpoint => {
             o.warn_unknown(
                 rep,
-                &["name", "endpoint_type", "route_type", "model", "limit"],
+                &[
+                    "name",
+                    "endpoint_type",
+                    "route_type",
+                    "model",
+                    "limit",
+                    "retries",
+                    "circuit_breaker",
+                ],
             );
             endpoint_type_key(rep, &o)
         }
@@ -67,6 +75,8 @@ pub(crate) fn check_endpoint(
                     "endpoint_type",
                     "model",
                     "limit",
+                    "retries",
+                    "circuit_breaker",
                 ],
             );
             rep.warn(
@@ -105,16 +115,68 @@ pub(crate) fn check_endpoint(
         None => Ok(None),
         Some(value) => check_limit(rep, value, &o.at("limit")).map(Some),
     };
-    let endpoint = match (name, endpoint_type, model, limit) {
-        (Some(name), Some(endpoint_type), Some(model), Ok(limit)) => Some(Endpoint {
+    let retries = match o.get("retries") {
+        None => Ok(None),
+        Some(value) => check_retries(rep, value, &o.at("retries")).map(Some),
+    };
+    let circuit_breaker = match o.get("circuit_breaker") {
+        None => Ok(None),
+        Some(value) => check_breaker(rep, value, &o.at("circuit_breaker")).map(Some),
+    };
+    let endpoint = match (name, endpoint_type, model, limit, retries, circuit_breaker) {
+        (
+            Some(name),
+            Some(endpoint_type),
+            Some(model),
+            Ok(limit),
+            Ok(retries),
+            Ok(circuit_breaker),
+        ) => Some(Endpoint {
             name,
             endpoint_type,
             model,
             limit,
+            retries,
+            circuit_breaker,
         }),
         _ => None,
     };
     (raw, endpoint)
+}
+
+/// Upper bound on attempts: a failing provider must not see more than this many calls per request.
+pub(crate) const MAX_ATTEMPTS: i64 = 5;
+
+/// `retries: {attempts, backoff_ms, max_backoff_ms}` (Switchyard extension).
+fn check_retries(rep: &mut Report, value: &Value, path: &str) -> Result<RetryPolicy, ()> {
+    let o = Obj::new(rep, value, path.to_owned()).ok_or(())?;
+    o.warn_unknown(rep, &["attempts", "backoff_ms", "max_backoff_ms"]);
+    let attempts = o.opt_int(rep, "attempts", 1, MAX_ATTEMPTS);
+    let backoff = o.opt_int(rep, "backoff_ms", 0, 60_000);
+    let max_backoff = o.opt_int(rep, "max_backoff_ms", 0, 600_000);
+    Ok(RetryPolicy {
+        attempts: attempts?.unwrap_or(3) as u32,
+        backoff_ms: backoff?.unwrap_or(100) as u64,
+        max_backoff_ms: max_backoff?.unwrap_or(2_000) as u64,
+    })
+}
+
+/// `circuit_breaker: {failure_threshold, open_secs}` (Switchyard extension).
+fn check_breaker(rep: &mut Report, value: &Value, path: &str) -> Result<BreakerPolicy, ()> {
+    let o = Obj::new(rep, value, path.to_owned()).ok_or(())?;
+    o.warn_unknown(rep, &["failure_threshold", "open_secs", "open_ms"]);
+    let threshold = o.opt_int(rep, "failure_threshold", 1, 1_000);
+    let open_secs = o.opt_int(rep, "open_secs", 0, 86_400);
+    let open_ms = o.opt_int(rep, "open_ms", 1, 86_400_000);
+    let open_ms = match (open_secs?, open_ms?) {
+        (_, Some(ms)) => ms as u64,
+        (Some(secs), None) => secs as u64 * 1000,
+        (None, None) => 30_000,
+    };
+    Ok(BreakerPolicy {
+        failure_threshold: threshold?.unwrap_or(5) as u32,
+        open_ms,
+    })
 }
 
 /// `endpoint_type`, or MLflow 2.x's `route_type` with a deprecation warning.

@@ -69,6 +69,30 @@ pub struct Endpoint {
     pub endpoint_type: EndpointType,
     pub model: Model,
     pub limit: Option<Limit>,
+    /// Switchyard extension: retry retryable failures before the first byte.
+    pub retries: Option<RetryPolicy>,
+    /// Switchyard extension: stop calling a failing provider for a while.
+    pub circuit_breaker: Option<BreakerPolicy>,
+}
+
+/// `retries:` on an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Total attempts, the first included (1 means no retry).
+    pub attempts: u32,
+    /// Base of the exponential backoff, with full jitter.
+    pub backoff_ms: u64,
+    /// Cap of one backoff (an upstream `Retry-After` above it ends the retries instead).
+    pub max_backoff_ms: u64,
+}
+
+/// `circuit_breaker:` on an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BreakerPolicy {
+    /// Consecutive failures that open the circuit.
+    pub failure_threshold: u32,
+    /// How long the circuit stays open before one probe request is let through.
+    pub open_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -141,6 +165,9 @@ pub struct TrafficRoute {
     pub destinations: Vec<Destination>,
     /// Always `TRAFFIC_SPLIT` today (the only value MLflow accepts).
     pub routing_strategy: String,
+    /// Switchyard extension: when the chosen destination fails before its first byte with a
+    /// retryable error, try the other destinations in file order.
+    pub fallback: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]

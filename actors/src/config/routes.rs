@@ -51,7 +51,13 @@ pub(crate) fn check_route(
     let o = Obj::new(rep, value, path.to_owned())?;
     o.warn_unknown(
         rep,
-        &["name", "task_type", "destinations", "routing_strategy"],
+        &[
+            "name",
+            "task_type",
+            "destinations",
+            "routing_strategy",
+            "fallback",
+        ],
     );
     let name = o.req_str(rep, "name");
     // Route names are not character-checked in MLflow; they are only used as lookup keys.
@@ -84,11 +90,20 @@ pub(crate) fn check_route(
             None
         }
     };
+    let fallback = match o.get("fallback") {
+        None | Some(Value::Bool(false)) => false,
+        Some(Value::Bool(true)) => true,
+        Some(_) => {
+            rep.error(&o.at("fallback"), "Input should be a valid boolean");
+            false
+        }
+    };
     Some(TrafficRoute {
         name: name?,
         task_type: task_type?,
         destinations: destinations?,
         routing_strategy: routing_strategy?,
+        fallback,
     })
 }
 

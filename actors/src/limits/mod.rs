@@ -144,7 +144,7 @@ impl RedisBackend {
         let store = self.store().await?;
         match tokio::time::timeout(self.timeout, store.hit(endpoint, key, period_ms, limit)).await {
             Ok(Ok(decision)) => Ok(decision),
-            Ok(Err(error)) => Err(format!("redis error: {}", format!("{:?}", error.kind()))),
+            Ok(Err(error)) => Err(format!("redis error: {:?}", error.kind())),
             Err(_) => Err("redis did not answer in time".to_owned()),
         }
     }
@@ -168,10 +168,7 @@ impl RedisBackend {
                 .await
                 {
                     Ok(Ok(store)) => Ok(store),
-                    Ok(Err(error)) => Err(format!(
-                        "cannot connect to redis: {}",
-                        format!("{:?}", error.kind())
-                    )),
+                    Ok(Err(error)) => Err(format!("cannot connect to redis: {:?}", error.kind())),
                     Err(_) => Err("cannot connect to redis: timed out".to_owned()),
                 }
             })

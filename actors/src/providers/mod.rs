@@ -69,6 +69,14 @@ pub enum StreamTranslator {
 }
 
 impl StreamTranslator {
+    /// Whether the provider always ends a complete stream with an explicit marker (OpenAI's
+    /// `data: [DONE]`), so a body that ends without it was cut short.
+    pub fn requires_end_marker(&self) -> bool {
+        match self {
+            StreamTranslator::OpenAi(..) => true,
+        }
+    }
+
     pub fn event(&mut self, event: &SseEvent) -> Result<EventOutcome, GatewayError> {
         match self {
             StreamTranslator::OpenAi(wire, kind) => wire.stream_event(*kind, event),
