@@ -7,6 +7,8 @@
 //! - [`handlers`]: one module per API family (MLflow invocations, OpenAI `/v1`, metadata, ops).
 //! - [`client_key`]: who a request counts against for rate limits.
 //! - [`error`]: the single mapping from a request-path error to a status and JSON body.
+//! - [`metrics`]: the Prometheus metrics behind `/metrics`.
+//! - [`observe`]: request ids, the request span, and the per-request metrics/access-log record.
 //! - [`openapi`]: the `/openapi.json` document.
 //! - [`logging`]: log format and filter.
 
@@ -14,6 +16,8 @@ pub mod client_key;
 pub mod error;
 pub mod handlers;
 pub mod logging;
+pub mod metrics;
+pub mod observe;
 pub mod openapi;
 pub mod server;
 pub mod settings;

@@ -13,6 +13,7 @@ use crate::handlers::{metadata, mlflow, openai, ops};
     ),
     paths(
         ops::health,
+        ops::metrics,
         metadata::list_endpoints,
         metadata::get_endpoint,
         metadata::get_limits,

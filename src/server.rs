@@ -19,11 +19,15 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::client_key::KeyPolicy;
 use crate::handlers::{metadata, mlflow, openai, ops, WorkerState};
+use crate::metrics::Metrics;
+use crate::observe::{request_id, RequestSpan};
 use crate::settings::Settings;
+use tracing_actix_web::TracingLogger;
 
 /// Every path pattern the server routes, used by the trailing-slash redirect in the fallback.
 pub const ROUTED_PATHS: &[&str] = &[
     "/health",
+    "/metrics",
     "/api/2.0/endpoints/",
     "/api/2.0/endpoints/limits/",
     "/api/2.0/endpoints/limits/{endpoint}",
@@ -50,6 +54,7 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .default_service(web::to(|| async { method_not_allowed() }))
     };
     cfg.service(get("/health", web::get().to(ops::health)))
+        .service(get("/metrics", web::get().to(ops::metrics)))
         .service(web::resource("/").route(web::get().to(ops::root)))
         .service(web::resource("/docs").route(web::get().to(ops::docs_redirect)))
         .service(web::resource("/favicon.ico").route(web::get().to(ops::favicon)))
@@ -125,6 +130,10 @@ pub async fn run(
 ) -> std::io::Result<()> {
     let registry = Registry::new(startup.config);
     let current = registry.current();
+    let reloads = registry.stats();
+    let metrics = Metrics::new()
+        .map(Arc::new)
+        .map_err(|e| std::io::Error::other(format!("metrics: {e}")))?;
     let registry = registry.start();
 
     let watcher = ConfigWatcher::new(
@@ -169,8 +178,12 @@ pub async fn run(
                 limiter: limiter.clone(),
                 breakers: breakers.clone(),
                 stream_heartbeat: Duration::from_millis(stream_heartbeat_ms),
+                metrics: metrics.clone(),
+                reloads: reloads.clone(),
                 key_policy: key_policy.clone(),
             }))
+            .wrap(TracingLogger::<RequestSpan>::new())
+            .wrap(actix_web::middleware::from_fn(request_id))
             .configure(configure)
     })
     .workers(settings.workers)

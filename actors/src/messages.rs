@@ -60,13 +60,48 @@ pub struct Invoke {
 /// a stream whose upstream already answered 2xx. Failures known before that are `Err`, so the
 /// handler can still send a proper status.
 pub enum InvokeReply {
-    /// A serialised unified response (compact JSON).
-    Json(Bytes),
+    /// A serialised unified response (compact JSON) and the tokens it reported.
+    Json { body: Bytes, usage: Usage },
     /// Serialised unified chunks, one JSON document each; an `Err` item ends the stream.
     Stream(ChunkReceiver),
 }
 
+/// Tokens a provider reported, for metrics and the access log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub input_tokens: Option<u64>,
+    pub output_tokens: Option<u64>,
+}
+
+impl Usage {
+    pub fn new(input_tokens: Option<u64>, output_tokens: Option<u64>) -> Self {
+        Self {
+            input_tokens,
+            output_tokens,
+        }
+    }
+
+    /// Keeps the latest figure of each kind (stream usage arrives cumulatively, usually last).
+    pub fn merge(&mut self, other: Usage) {
+        self.input_tokens = other.input_tokens.or(self.input_tokens);
+        self.output_tokens = other.output_tokens.or(self.output_tokens);
+    }
+}
+
+/// One unified stream chunk, serialised, with the usage it carried if any.
+#[derive(Debug, Clone)]
+pub struct StreamChunk {
+    pub json: Bytes,
+    pub usage: Option<Usage>,
+}
+
+impl StreamChunk {
+    pub fn new(json: Bytes) -> Self {
+        Self { json, usage: None }
+    }
+}
+
 /// The bounded channel a streaming provider task fills. Dropping the receiver (client gone) makes
 /// the producer's next send fail, which ends the task and drops the upstream connection.
-pub type ChunkReceiver = mpsc::Receiver<Result<Bytes, GatewayError>>;
-pub type ChunkSender = mpsc::Sender<Result<Bytes, GatewayError>>;
+pub type ChunkReceiver = mpsc::Receiver<Result<StreamChunk, GatewayError>>;
+pub type ChunkSender = mpsc::Sender<Result<StreamChunk, GatewayError>>;

@@ -189,7 +189,8 @@ impl HttpBackend {
         };
         if !stream {
             let body = upstream::read_json(response, &self.settings, deadline).await?;
-            return self.wire.response(kind, body).map(InvokeReply::Json);
+            let (body, usage) = self.wire.response(kind, body)?;
+            return Ok(InvokeReply::Json { body, usage });
         }
         let response = upstream::check_stream_status(response, &self.settings, deadline).await?;
         let (sender, receiver) = mpsc::channel(self.settings.stream_buffer);

@@ -284,7 +284,7 @@ pub async fn check_stream_status(
 /// What a per-event translator says about one upstream event.
 pub enum EventOutcome {
     /// Forward this serialised unified chunk.
-    Chunk(Bytes),
+    Chunk(crate::messages::StreamChunk),
     /// Nothing to forward (keep-alives, metadata events).
     Skip,
     /// The upstream said the stream is complete (`[DONE]`, `message_stop`).
@@ -373,8 +373,8 @@ async fn forward(
     outcome: Result<EventOutcome, GatewayError>,
 ) -> Flow {
     match outcome {
-        Ok(EventOutcome::Chunk(bytes)) => {
-            if sender.send(Ok(bytes)).await.is_err() {
+        Ok(EventOutcome::Chunk(chunk)) => {
+            if sender.send(Ok(chunk)).await.is_err() {
                 tracing::debug!("stream stopped: client went away");
                 Flow::Stop
             } else {

@@ -11,12 +11,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use switchyard_actors::breaker::Breakers;
 use switchyard_actors::dispatch::{EndpointTarget, Target};
-use switchyard_actors::error::{ErrorKind, GatewayError};
+use switchyard_actors::error::{ErrorKind, GatewayError, Origin};
 use switchyard_actors::limits::{self, Decision, RateLimiter};
 use switchyard_actors::messages::{ChunkReceiver, Invoke, InvokeReply};
 use switchyard_actors::schema::{self, UnifiedRequest};
 
 use crate::error::{error_response, openai_error, ApiFamily};
+use crate::observe::RequestRecord;
 
 /// Reads the whole body, refusing with 413 as soon as it passes `limit` bytes.
 pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, GatewayError> {
@@ -69,15 +70,17 @@ pub struct InvokeContext<'a> {
 /// Runs one request to completion: for each candidate endpoint (one, or a route's destinations
 /// when it falls back), count it against that endpoint's rate limit, respect its circuit
 /// breaker, call its provider actor with the endpoint's retry policy, and render the reply.
-/// Retries and fallback only ever happen before the first byte reaches the client.
+/// Retries and fallback only ever happen before the first byte reaches the client. `record`
+/// is finished when the response (or, for a stream, its last event) has gone out.
 pub async fn invoke(
     target: &Target,
     request: UnifiedRequest,
     ctx: &InvokeContext<'_>,
+    mut record: RequestRecord,
 ) -> HttpResponse {
     let candidates = match target.candidates() {
         Ok(candidates) => candidates,
-        Err(error) => return error_response(&error, ctx.family),
+        Err(error) => return failed(&error, ctx.family, record),
     };
     let last = candidates.len() - 1;
     let mut request = Some(request);
@@ -90,6 +93,10 @@ pub async fn invoke(
         }) else {
             break;
         };
+        record.served_by(endpoint.endpoint.clone());
+        if position > 0 {
+            record.metrics().fallback(&endpoint.endpoint.name);
+        }
         let decision = match &endpoint.endpoint.limit {
             Some(limit) => {
                 let decision = ctx
@@ -97,13 +104,14 @@ pub async fn invoke(
                     .check(&endpoint.endpoint.name, ctx.client_key, limit)
                     .await;
                 if !decision.allowed {
+                    record.metrics().rate_limited(&endpoint.endpoint.name);
                     let mut error = GatewayError::new(
                         ErrorKind::RateLimited,
                         429,
                         limits::exceeded_message(limit),
                     );
                     error.retry_after = Some(Duration::from_secs(decision.retry_after_secs()));
-                    let mut response = error_response(&error, ctx.family);
+                    let mut response = failed(&error, ctx.family, record);
                     rate_limit_headers(&mut response, &decision);
                     return response;
                 }
@@ -111,16 +119,26 @@ pub async fn invoke(
             }
             None => None,
         };
-        match call_with_retries(endpoint, this_request, ctx.breakers).await {
+        match call_with_retries(endpoint, this_request, ctx.breakers, &record).await {
             Ok(reply) => {
                 if position > 0 {
                     tracing::info!(endpoint = %endpoint.endpoint.name, position, "served by a fallback destination");
                 }
+                record.upstream_done();
+                record.status(200);
                 let mut response = match reply {
-                    InvokeReply::Json(body) => HttpResponse::Ok()
-                        .content_type("application/json")
-                        .body(body),
-                    InvokeReply::Stream(chunks) => event_stream(chunks, ctx.family, ctx.heartbeat),
+                    InvokeReply::Json { body, usage } => {
+                        record.usage(usage);
+                        HttpResponse::Ok()
+                            .content_type("application/json")
+                            .body(body)
+                    }
+                    InvokeReply::Stream(chunks) => {
+                        return with_limit_headers(
+                            event_stream(chunks, ctx.family, ctx.heartbeat, record),
+                            decision,
+                        );
+                    }
                 };
                 if let Some(decision) = decision {
                     rate_limit_headers(&mut response, &decision);
@@ -138,18 +156,27 @@ pub async fn invoke(
         }
     }
     match failure {
-        Some((error, decision)) => {
-            let mut response = error_response(&error, ctx.family);
-            if let Some(decision) = decision {
-                rate_limit_headers(&mut response, &decision);
-            }
-            response
-        }
-        None => error_response(
+        Some((error, decision)) => with_limit_headers(failed(&error, ctx.family, record), decision),
+        None => failed(
             &GatewayError::internal("no endpoint could take the request"),
             ctx.family,
+            record,
         ),
     }
+}
+
+/// The error response, with the record told what happened.
+pub fn failed(error: &GatewayError, family: ApiFamily, mut record: RequestRecord) -> HttpResponse {
+    record.status(error.status);
+    record.failed(error.kind.label());
+    error_response(error, family)
+}
+
+fn with_limit_headers(mut response: HttpResponse, decision: Option<Decision>) -> HttpResponse {
+    if let Some(decision) = decision {
+        rate_limit_headers(&mut response, &decision);
+    }
+    response
 }
 
 /// Calls one endpoint, retrying retryable failures per its `retries:` policy (exponential
@@ -159,12 +186,15 @@ async fn call_with_retries(
     endpoint: &EndpointTarget,
     request: UnifiedRequest,
     breakers: &Breakers,
+    record: &RequestRecord,
 ) -> Result<InvokeReply, GatewayError> {
+    let name = endpoint.endpoint.name.as_str();
+    let provider = endpoint.endpoint.model.provider.as_str();
     let breaker = endpoint
         .endpoint
         .circuit_breaker
         .as_ref()
-        .map(|policy| breakers.get(&endpoint.endpoint.name, policy));
+        .map(|policy| breakers.get(name, policy));
     let policy = endpoint.endpoint.retries;
     let attempts = policy.map_or(1, |p| p.attempts.max(1));
     let mut request = Some(request);
@@ -178,10 +208,7 @@ async fn call_with_retries(
                 let mut error = GatewayError::new(
                     ErrorKind::Unavailable,
                     503,
-                    format!(
-                        "The endpoint '{}' is failing and temporarily unavailable (circuit open).",
-                        endpoint.endpoint.name
-                    ),
+                    format!("The endpoint '{name}' is failing and temporarily unavailable (circuit open)."),
                 );
                 error.retry_after = Some(Duration::from_millis(breaker.retry_after_ms(now)));
                 return Err(error);
@@ -194,8 +221,7 @@ async fn call_with_retries(
         }) else {
             return Err(GatewayError::internal("request lost between attempts"));
         };
-        let outcome = call_provider(endpoint, this_request).await;
-        let error = match outcome {
+        let error = match call_provider(endpoint, this_request).await {
             Ok(reply) => {
                 if let Some(breaker) = &breaker {
                     breaker.record_success();
@@ -204,6 +230,11 @@ async fn call_with_retries(
             }
             Err(error) => error,
         };
+        if error.origin() == Origin::Upstream {
+            record
+                .metrics()
+                .upstream_error(name, provider, error.kind.label());
+        }
         if error.retryable() {
             if let Some(breaker) = &breaker {
                 breaker.record_failure(breakers.now_ms());
@@ -223,7 +254,14 @@ async fn call_with_retries(
             Some(after) => (after.as_millis() as u64).max(jittered),
             None => jittered,
         };
-        tracing::info!(endpoint = %endpoint.endpoint.name, attempt, wait_ms = wait, kind = error.kind.label(), "retrying");
+        record.metrics().retry(name);
+        tracing::info!(
+            endpoint = name,
+            attempt,
+            wait_ms = wait,
+            kind = error.kind.label(),
+            "retrying"
+        );
         tokio::time::sleep(Duration::from_millis(wait)).await;
     }
 }
@@ -293,14 +331,20 @@ fn log_failure(error: &GatewayError) {
 /// While the provider is silent, an SSE comment (`:`) goes out every `heartbeat`: clients ignore
 /// it, proxies see a live connection, and above all it is the only way to learn that a client
 /// has gone (a closed socket only fails on write), so the upstream request is dropped promptly
-/// instead of at the next upstream byte.
-pub fn event_stream(chunks: ChunkReceiver, family: ApiFamily, heartbeat: Duration) -> HttpResponse {
+/// instead of at the next upstream byte. The record is finished when the stream ends or is
+/// dropped.
+pub fn event_stream(
+    chunks: ChunkReceiver,
+    family: ApiFamily,
+    heartbeat: Duration,
+    record: RequestRecord,
+) -> HttpResponse {
     enum State {
-        Open(ChunkReceiver),
+        Open(ChunkReceiver, RequestRecord),
         Done,
     }
-    let body = futures_util::stream::unfold(State::Open(chunks), move |state| async move {
-        let State::Open(mut chunks) = state else {
+    let body = futures_util::stream::unfold(State::Open(chunks, record), move |state| async move {
+        let State::Open(mut chunks, mut record) = state else {
             return None;
         };
         let next = if heartbeat.is_zero() {
@@ -308,16 +352,36 @@ pub fn event_stream(chunks: ChunkReceiver, family: ApiFamily, heartbeat: Duratio
         } else {
             match tokio::time::timeout(heartbeat, chunks.recv()).await {
                 Ok(next) => next,
-                Err(_) => return Some((Ok(Bytes::from_static(b":\n\n")), State::Open(chunks))),
+                Err(_) => {
+                    return Some((
+                        Ok(Bytes::from_static(b":\n\n")),
+                        State::Open(chunks, record),
+                    ))
+                }
             }
         };
         match next {
-            Some(Ok(chunk)) => Some((
-                Ok::<_, actix_web::Error>(frame(&chunk)),
-                State::Open(chunks),
-            )),
+            Some(Ok(chunk)) => {
+                record.chunk_sent();
+                if let Some(usage) = chunk.usage {
+                    record.usage(usage);
+                }
+                Some((
+                    Ok::<_, actix_web::Error>(frame(&chunk.json)),
+                    State::Open(chunks, record),
+                ))
+            }
             Some(Err(error)) => {
                 log_failure(&error);
+                let labels = record.labels();
+                if error.origin() == Origin::Upstream {
+                    record.metrics().upstream_error(
+                        labels.endpoint,
+                        labels.provider,
+                        error.kind.label(),
+                    );
+                }
+                record.failed(error.kind.label());
                 let event = serde_json::to_vec(&openai_error(&error)).unwrap_or_default();
                 Some((Ok(frame(&event)), State::Done))
             }

@@ -4,9 +4,9 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use switchyard_actors::error::{ErrorKind, GatewayError};
 use switchyard_actors::schema::UnifiedRequest;
 
-use super::invoke::{invoke, read_json};
+use super::invoke::{failed, invoke, read_json};
 use super::{target_type, WorkerState};
-use crate::error::{error_response, not_found, ApiFamily};
+use crate::error::{not_found, ApiFamily};
 
 /// MLflow's text when a client tries to choose the model on an invocation path.
 const MODEL_NOT_PERMITTED: &str = "The parameter 'model' is not permitted to be passed. The route being queried already defines a model instance.";
@@ -31,10 +31,13 @@ pub async fn invocations(
     payload: web::Payload,
     state: web::Data<WorkerState>,
 ) -> HttpResponse {
+    let mut record = state.record(&request);
     let table = state.table();
     let Some(target) = table.target(&name) else {
+        record.status(404);
         return not_found();
     };
+    record.target(&name);
     let outcome = async {
         let body = read_json(&request, payload, state.body_limit).await?;
         let unified = UnifiedRequest::validate(target_type(target), body)?;
@@ -55,9 +58,10 @@ pub async fn invocations(
                 target,
                 unified,
                 &state.invoke_context(ApiFamily::Mlflow, &client_key),
+                record,
             )
             .await
         }
-        Err(error) => error_response(&error, ApiFamily::Mlflow),
+        Err(error) => failed(&error, ApiFamily::Mlflow, record),
     }
 }

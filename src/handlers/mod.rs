@@ -12,9 +12,14 @@ use switchyard_actors::config::EndpointType;
 use switchyard_actors::limits::RateLimiter;
 
 use switchyard_actors::breaker::Breakers;
+use switchyard_actors::registry::ReloadStats;
 
 use crate::client_key::KeyPolicy;
+use actix_web::{HttpMessage, HttpRequest};
+
 use crate::error::ApiFamily;
+use crate::metrics::Metrics;
+use crate::observe::{RequestId, RequestRecord};
 use invoke::InvokeContext;
 use switchyard_actors::dispatch::{RouteTable, SharedTable, Target};
 
@@ -29,11 +34,24 @@ pub struct WorkerState {
     pub breakers: Arc<Breakers>,
     pub key_policy: KeyPolicy,
     pub stream_heartbeat: std::time::Duration,
+    pub metrics: Arc<Metrics>,
+    /// Read at scrape time by `/metrics`.
+    pub reloads: Arc<ReloadStats>,
 }
 
 impl WorkerState {
     pub fn table(&self) -> Arc<RouteTable> {
         self.table.load_full()
+    }
+
+    /// Starts the metrics and access-log record of one invocation.
+    pub fn record(&self, request: &HttpRequest) -> RequestRecord {
+        let id = request
+            .extensions()
+            .get::<RequestId>()
+            .map(|id| id.0.clone())
+            .unwrap_or_default();
+        RequestRecord::start(self.metrics.clone(), id, request.path())
     }
 
     pub fn invoke_context<'a>(

@@ -6,9 +6,9 @@ use switchyard_actors::config::EndpointType;
 use switchyard_actors::error::{ErrorKind, GatewayError};
 use switchyard_actors::schema::UnifiedRequest;
 
-use super::invoke::{invoke, read_json};
+use super::invoke::{failed, invoke, read_json};
 use super::{target_type, WorkerState};
-use crate::error::{error_response, ApiFamily};
+use crate::error::ApiFamily;
 
 #[utoipa::path(post, path = "/v1/chat/completions", request_body = switchyard_actors::schema::ChatRequest,
     responses((status = 200, description = "Chat completion, or an SSE stream ending with `data: [DONE]`")), tag = "openai")]
@@ -46,6 +46,7 @@ async fn handle(
     payload: web::Payload,
     state: web::Data<WorkerState>,
 ) -> HttpResponse {
+    let mut record = state.record(&request);
     let table = state.table();
     let outcome = async {
         let body = read_json(&request, payload, state.body_limit).await?;
@@ -77,19 +78,21 @@ async fn handle(
                 },
             ));
         }
-        Ok((target, unified))
+        Ok((name, target, unified))
     }
     .await;
     match outcome {
-        Ok((target, unified)) => {
+        Ok((name, target, unified)) => {
+            record.target(&name);
             let client_key = state.key_policy.key(&request);
             invoke(
                 target,
                 unified,
                 &state.invoke_context(ApiFamily::OpenAi, &client_key),
+                record,
             )
             .await
         }
-        Err(error) => error_response(&error, ApiFamily::OpenAi),
+        Err(error) => failed(&error, ApiFamily::OpenAi, record),
     }
 }

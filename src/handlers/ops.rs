@@ -14,6 +14,17 @@ pub async fn health() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "OK"}))
 }
 
+/// Prometheus text exposition of every metric (see the `metrics` module for names and labels).
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Prometheus text format")), tag = "ops")]
+pub async fn metrics(state: actix_web::web::Data<super::WorkerState>) -> HttpResponse {
+    let body = state
+        .metrics
+        .render(&state.reloads, &state.breakers, &state.limiter.stats);
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4; charset=utf-8")
+        .body(body)
+}
+
 pub async fn root() -> HttpResponse {
     HttpResponse::TemporaryRedirect()
         .insert_header((header::LOCATION, "/docs/"))

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::config::{Endpoint, MockConfig};
 use crate::error::{ErrorKind, GatewayError};
-use crate::messages::{ChunkSender, InvokeReply};
+use crate::messages::{ChunkSender, InvokeReply, StreamChunk, Usage};
 use crate::schema::{
     ChatChunk, ChatDelta, ChatRequest, ChatResponse, ChatUsage, CompletionsChunk,
     CompletionsRequest, CompletionsResponse, CompletionsUsage, ContentPart, Embedding,
@@ -62,37 +62,59 @@ impl MockBackend {
         let model = &*self.model;
         if request.is_stream() {
             let pieces = match &request {
-                UnifiedRequest::Chat(chat) => {
-                    serialize_all(&chat_chunks(chat, model, created, self.config.chunks))
+                UnifiedRequest::Chat(chat) => chat_chunks(chat, model, created, self.config.chunks)
+                    .iter()
+                    .map(|chunk| {
+                        let usage = chunk
+                            .usage
+                            .as_ref()
+                            .map(|u| Usage::new(u.prompt_tokens, u.completion_tokens));
+                        Ok(StreamChunk {
+                            json: serialize(chunk)?,
+                            usage,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, GatewayError>>(),
+                UnifiedRequest::Completions(completions) => {
+                    completion_chunks(completions, model, created, self.config.chunks)
+                        .iter()
+                        .map(|chunk| Ok(StreamChunk::new(serialize(chunk)?)))
+                        .collect::<Result<Vec<_>, GatewayError>>()
                 }
-                UnifiedRequest::Completions(completions) => serialize_all(&completion_chunks(
-                    completions,
-                    model,
-                    created,
-                    self.config.chunks,
-                )),
                 UnifiedRequest::Embeddings(_) => Ok(Vec::new()),
             }?;
             let (sender, receiver) = mpsc::channel(self.buffer);
             actix_rt::spawn(self.stream(pieces, sender));
             return Ok(InvokeReply::Stream(receiver));
         }
-        let body = match &request {
-            UnifiedRequest::Chat(chat) => serialize(&chat_response(chat, model, created)),
-            UnifiedRequest::Completions(completions) => {
-                serialize(&completions_response(completions, model, created))
+        let (body, usage) = match &request {
+            UnifiedRequest::Chat(chat) => {
+                let response = chat_response(chat, model, created);
+                let usage = Usage::new(
+                    response.usage.prompt_tokens,
+                    response.usage.completion_tokens,
+                );
+                (serialize(&response)?, usage)
             }
-            UnifiedRequest::Embeddings(embeddings) => serialize(&embeddings_response(
-                embeddings,
-                model,
-                self.config.embedding_dims,
-            )),
-        }?;
-        Ok(InvokeReply::Json(body))
+            UnifiedRequest::Completions(completions) => {
+                let response = completions_response(completions, model, created);
+                let usage = Usage::new(
+                    response.usage.prompt_tokens,
+                    response.usage.completion_tokens,
+                );
+                (serialize(&response)?, usage)
+            }
+            UnifiedRequest::Embeddings(embeddings) => {
+                let response = embeddings_response(embeddings, model, self.config.embedding_dims);
+                let usage = Usage::new(response.usage.prompt_tokens, None);
+                (serialize(&response)?, usage)
+            }
+        };
+        Ok(InvokeReply::Json { body, usage })
     }
 
     /// Sends the chunks with the configured pacing; stops as soon as the client is gone.
-    async fn stream(self, pieces: Vec<Bytes>, sender: ChunkSender) {
+    async fn stream(self, pieces: Vec<StreamChunk>, sender: ChunkSender) {
         let delay = Duration::from_millis(self.config.chunk_delay_ms);
         for (sent, piece) in pieces.into_iter().enumerate() {
             if sent > 0 && !delay.is_zero() {
@@ -129,10 +151,6 @@ fn serialize<T: Serialize>(value: &T) -> Result<Bytes, GatewayError> {
     serde_json::to_vec(value).map(Bytes::from).map_err(|err| {
         GatewayError::internal(format!("could not serialise a mock response: {err}"))
     })
-}
-
-fn serialize_all<T: Serialize>(values: &[T]) -> Result<Vec<Bytes>, GatewayError> {
-    values.iter().map(serialize).collect()
 }
 
 /// Text of a message: the string content, or its text parts joined.

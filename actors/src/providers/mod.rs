@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::config::{Endpoint, EndpointType, ProviderConfig};
 use crate::error::GatewayError;
+use crate::messages::Usage;
 use crate::schema::UnifiedRequest;
 use crate::sse::SseEvent;
 use crate::upstream::{EventOutcome, UpstreamRequest};
@@ -49,7 +50,11 @@ impl Wire {
         }
     }
 
-    pub fn response(&self, kind: EndpointType, body: Value) -> Result<Bytes, GatewayError> {
+    pub fn response(
+        &self,
+        kind: EndpointType,
+        body: Value,
+    ) -> Result<(Bytes, Usage), GatewayError> {
         match self {
             Wire::OpenAi(wire) => wire.response(kind, body),
         }

@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 
 use crate::config::{EndpointType, OpenAiApiType, OpenAiCompatibleConfig, OpenAiConfig, Provider};
 use crate::error::{ErrorKind, GatewayError};
+use crate::messages::{StreamChunk, Usage};
 use crate::schema::{
     ChatChoice, ChatChunk, ChatChunkChoice, ChatDelta, ChatResponse, ChatUsage, CompletionsChoice,
     CompletionsChunk, CompletionsChunkChoice, CompletionsResponse, CompletionsUsage, Embedding,
@@ -100,12 +101,36 @@ impl OpenAiWire {
         Ok(UpstreamRequest { url, headers, body })
     }
 
-    /// A whole upstream JSON body as the serialised unified response.
-    pub fn response(&self, kind: EndpointType, body: Value) -> Result<Bytes, GatewayError> {
+    /// A whole upstream JSON body as the serialised unified response and its token usage.
+    pub fn response(
+        &self,
+        kind: EndpointType,
+        body: Value,
+    ) -> Result<(Bytes, Usage), GatewayError> {
         match kind {
-            EndpointType::Chat => serialize(&chat_response(body, self.provider.as_str())?),
-            EndpointType::Completions => serialize(&completions_response(body)?),
-            EndpointType::Embeddings => serialize(&embeddings_response(body)?),
+            EndpointType::Chat => {
+                let response = chat_response(body, self.provider.as_str())?;
+                let usage = Usage::new(
+                    response.usage.prompt_tokens,
+                    response.usage.completion_tokens,
+                );
+                Ok((serialize(&response)?, usage))
+            }
+            EndpointType::Completions => {
+                let response = completions_response(body)?;
+                let usage = Usage::new(
+                    response.usage.prompt_tokens,
+                    response.usage.completion_tokens,
+                );
+                Ok((serialize(&response)?, usage))
+            }
+            EndpointType::Embeddings => {
+                let response = embeddings_response(body)?;
+                Ok((
+                    serialize(&response)?,
+                    Usage::new(response.usage.prompt_tokens, None),
+                ))
+            }
         }
     }
 
@@ -135,12 +160,32 @@ impl OpenAiWire {
                 .unwrap_or_else(|| error.to_string());
             return Err(GatewayError::new(ErrorKind::UpstreamStatus, 502, message));
         }
-        let bytes = match kind {
-            EndpointType::Chat => serialize(&chat_chunk(value, self.provider.as_str())?)?,
-            EndpointType::Completions => serialize(&completions_chunk(value)?)?,
+        let chunk = match kind {
+            EndpointType::Chat => {
+                let chunk = chat_chunk(value, self.provider.as_str())?;
+                let usage = chunk
+                    .usage
+                    .as_ref()
+                    .map(|u| Usage::new(u.prompt_tokens, u.completion_tokens));
+                StreamChunk {
+                    json: serialize(&chunk)?,
+                    usage,
+                }
+            }
+            EndpointType::Completions => {
+                let chunk = completions_chunk(value)?;
+                let usage = chunk
+                    .usage
+                    .as_ref()
+                    .map(|u| Usage::new(u.prompt_tokens, u.completion_tokens));
+                StreamChunk {
+                    json: serialize(&chunk)?,
+                    usage,
+                }
+            }
             EndpointType::Embeddings => return Ok(EventOutcome::Skip),
         };
-        Ok(EventOutcome::Chunk(bytes))
+        Ok(EventOutcome::Chunk(chunk))
     }
 }
 
@@ -683,7 +728,7 @@ mod tests {
         let chunk = wire
             .stream_event(EndpointType::Chat, &event(r#"{"id":"x","object":"chat.completion.chunk","created":1,"model":"m","choices":[{"index":0,"delta":{"content":"a"},"finish_reason":null}]}"#))
             .unwrap();
-        let EventOutcome::Chunk(bytes) = chunk else {
+        let EventOutcome::Chunk(StreamChunk { json: bytes, .. }) = chunk else {
             panic!("expected a chunk")
         };
         assert_eq!(
