@@ -13,6 +13,7 @@ pub mod breaker;
 pub mod config;
 pub mod dispatch;
 pub mod error;
+pub mod framing;
 pub mod limits;
 pub mod messages;
 pub mod provider;

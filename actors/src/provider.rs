@@ -196,11 +196,12 @@ impl HttpBackend {
         let (sender, receiver) = mpsc::channel(self.settings.stream_buffer);
         let mut translator = self.wire.stream_translator(kind);
         let wire = self.wire.clone();
-        actix_rt::spawn(upstream::pump_sse(
+        actix_rt::spawn(upstream::pump_events(
             response,
             self.settings.clone(),
             deadline,
             sender,
+            translator.framing(),
             translator.requires_end_marker(),
             move |event| {
                 translator

@@ -14,8 +14,9 @@ use futures_util::StreamExt;
 use serde_json::{json, Value};
 
 use crate::error::{ErrorKind, GatewayError};
+use crate::framing::{FrameDecoder, Framing};
 use crate::provider::UpstreamSettings;
-use crate::sse::{SseDecoder, SseEvent};
+use crate::sse::SseEvent;
 
 /// Builds the client a provider actor keeps for its lifetime: keep-alive pooling, no connection
 /// cap (awc's default of 100 would silently queue requests under load), TLS through rustls, and
@@ -291,20 +292,22 @@ pub enum EventOutcome {
     Done,
 }
 
-/// Pumps an upstream SSE body into the client channel, one translated event at a time, until the
-/// upstream ends, fails, or the client goes away (a failed send drops the upstream response,
-/// which closes its connection). Mid-stream failures become a final `Err` item.
-pub async fn pump_sse<F>(
+/// Pumps an upstream streamed body (SSE or JSON lines) into the client channel, one translated
+/// event at a time, until the upstream ends, fails, or the client goes away (a failed send drops
+/// the upstream response, which closes its connection). Mid-stream failures become a final `Err`
+/// item.
+pub async fn pump_events<F>(
     mut response: UpstreamResponse,
     settings: UpstreamSettings,
     deadline: Instant,
     sender: crate::messages::ChunkSender,
+    framing: Framing,
     end_marker_required: bool,
     mut translate: F,
 ) where
     F: FnMut(&SseEvent) -> Result<EventOutcome, GatewayError>,
 {
-    let mut decoder = SseDecoder::new();
+    let mut decoder = FrameDecoder::new(framing);
     loop {
         // A client that leaves while the upstream is silent must still free the upstream
         // connection at once, not at the next upstream byte or the idle timeout.

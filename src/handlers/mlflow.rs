@@ -1,6 +1,8 @@
 //! MLflow's invocation paths: `POST /endpoints/{name}/invocations` and its twin under `/gateway/`.
 
 use actix_web::{web, HttpRequest, HttpResponse};
+use switchyard_actors::config::Provider;
+use switchyard_actors::dispatch::Target;
 use switchyard_actors::error::{ErrorKind, GatewayError};
 use switchyard_actors::schema::UnifiedRequest;
 
@@ -41,7 +43,14 @@ pub async fn invocations(
     let outcome = async {
         let body = read_json(&request, payload, state.body_limit).await?;
         let unified = UnifiedRequest::validate(target_type(target), body)?;
-        if unified.has_model() {
+        // MLflow model serving takes the client's `model` (it forwards it inside `params`).
+        let client_model_allowed = match target {
+            Target::Endpoint(endpoint) => {
+                endpoint.endpoint.model.provider == Provider::MlflowModelServing
+            }
+            Target::Route(_) => false,
+        };
+        if unified.has_model() && !client_model_allowed {
             return Err(GatewayError::new(
                 ErrorKind::ModelNotPermitted,
                 422,

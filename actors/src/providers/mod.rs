@@ -10,6 +10,7 @@ use serde_json::Value;
 
 use crate::config::{Endpoint, EndpointType, ProviderConfig};
 use crate::error::GatewayError;
+use crate::framing::Framing;
 use crate::messages::Usage;
 use crate::schema::UnifiedRequest;
 use crate::sse::SseEvent;
@@ -76,6 +77,12 @@ pub enum StreamTranslator {
 impl StreamTranslator {
     /// Whether the provider always ends a complete stream with an explicit marker (OpenAI's
     /// `data: [DONE]`), so a body that ends without it was cut short.
+    pub fn framing(&self) -> Framing {
+        match self {
+            StreamTranslator::OpenAi(..) => Framing::Sse,
+        }
+    }
+
     pub fn requires_end_marker(&self) -> bool {
         match self {
             StreamTranslator::OpenAi(..) => true,
