@@ -5,6 +5,7 @@
 //! - [`settings`]: server settings from the `config` crate (file + `SWITCHYARD_*` variables).
 //! - [`server`]: starts the control actors and the actix-web workers; `configure` declares routes.
 //! - [`handlers`]: one module per API family (MLflow invocations, OpenAI `/v1`, metadata, ops).
+//! - [`client_socket`]: noticing a client that hung up while its request waits.
 //! - [`client_key`]: who a request counts against for rate limits.
 //! - [`error`]: the single mapping from a request-path error to a status and JSON body.
 //! - [`metrics`]: the Prometheus metrics behind `/metrics`.
@@ -13,6 +14,7 @@
 //! - [`logging`]: log format and filter.
 
 pub mod client_key;
+pub mod client_socket;
 pub mod error;
 pub mod handlers;
 pub mod logging;

@@ -18,6 +18,7 @@ use switchyard_actors::watcher::ConfigWatcher;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::client_key::KeyPolicy;
+use crate::client_socket::ClientSocket;
 use crate::handlers::{metadata, mlflow, openai, ops, WorkerState};
 use crate::metrics::Metrics;
 use crate::observe::{request_id, RequestSpan};
@@ -186,6 +187,7 @@ pub async fn run(
             .wrap(actix_web::middleware::from_fn(request_id))
             .configure(configure)
     })
+    .on_connect(ClientSocket::capture)
     .workers(settings.workers)
     .keep_alive(Duration::from_secs(settings.keep_alive_secs))
     .client_request_timeout(Duration::from_millis(settings.client_request_timeout_ms))

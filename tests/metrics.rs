@@ -284,7 +284,11 @@ async fn request_ids_are_echoed_or_generated_and_logged_once() {
         "input_tokens=",
         "provider=\"mock\"",
     ] {
-        assert!(lines[0].contains(field), "missing {field:?} in {:?}", lines[0]);
+        assert!(
+            lines[0].contains(field),
+            "missing {field:?} in {:?}",
+            lines[0]
+        );
     }
     assert!(logs.contains(&generated));
 }

@@ -283,6 +283,7 @@ pub async fn check_stream_status(
 }
 
 /// What a per-event translator says about one upstream event.
+#[derive(Debug)]
 pub enum EventOutcome {
     /// Forward this serialised unified chunk.
     Chunk(crate::messages::StreamChunk),

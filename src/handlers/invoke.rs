@@ -16,6 +16,7 @@ use switchyard_actors::limits::{self, Decision, RateLimiter};
 use switchyard_actors::messages::{ChunkReceiver, Invoke, InvokeReply};
 use switchyard_actors::schema::{self, UnifiedRequest};
 
+use crate::client_socket::ClientSocket;
 use crate::error::{error_response, openai_error, ApiFamily};
 use crate::observe::RequestRecord;
 
@@ -65,6 +66,8 @@ pub struct InvokeContext<'a> {
     pub client_key: &'a str,
     /// SSE comment interval while a provider is silent (zero: none).
     pub heartbeat: Duration,
+    /// The client's connection, watched for a hang-up while the provider works.
+    pub client: Option<ClientSocket>,
 }
 
 /// Runs one request to completion: for each candidate endpoint (one, or a route's destinations
@@ -119,7 +122,15 @@ pub async fn invoke(
             }
             None => None,
         };
-        match call_with_retries(endpoint, this_request, ctx.breakers, &record).await {
+        match call_with_retries(
+            endpoint,
+            this_request,
+            ctx.breakers,
+            &record,
+            ctx.client.as_ref(),
+        )
+        .await
+        {
             Ok(reply) => {
                 if position > 0 {
                     tracing::info!(endpoint = %endpoint.endpoint.name, position, "served by a fallback destination");
@@ -187,6 +198,7 @@ async fn call_with_retries(
     request: UnifiedRequest,
     breakers: &Breakers,
     record: &RequestRecord,
+    client: Option<&ClientSocket>,
 ) -> Result<InvokeReply, GatewayError> {
     let name = endpoint.endpoint.name.as_str();
     let provider = endpoint.endpoint.model.provider.as_str();
@@ -221,7 +233,7 @@ async fn call_with_retries(
         }) else {
             return Err(GatewayError::internal("request lost between attempts"));
         };
-        let error = match call_provider(endpoint, this_request).await {
+        let error = match call_provider(endpoint, this_request, client).await {
             Ok(reply) => {
                 if let Some(breaker) = &breaker {
                     breaker.record_success();
@@ -286,24 +298,31 @@ fn rate_limit_headers(response: &mut HttpResponse, decision: &Decision) {
 async fn call_provider(
     endpoint: &EndpointTarget,
     request: UnifiedRequest,
+    client: Option<&ClientSocket>,
 ) -> Result<InvokeReply, GatewayError> {
-    // Held until the reply arrives: if the client disconnects first, this handler future is
-    // dropped with it, and the provider stops waiting on the upstream.
+    // Held until the reply arrives: dropping it (the client left, or this future was dropped)
+    // tells the provider to stop waiting on the upstream.
     let (_client_present, cancelled) = tokio::sync::oneshot::channel::<()>();
-    endpoint
-        .provider
-        .send(Invoke { request, cancelled })
-        .await
-        .map_err(|_| {
+    let call = endpoint.provider.send(Invoke { request, cancelled });
+    let gone = async {
+        match client {
+            Some(client) => client.gone().await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        reply = call => reply.map_err(|_| {
             GatewayError::new(
                 ErrorKind::Unavailable,
                 503,
-                format!(
-                    "The endpoint '{}' is being reconfigured; retry the request.",
-                    endpoint.endpoint.name
-                ),
+                format!("The endpoint '{}' is being reconfigured; retry the request.", endpoint.endpoint.name),
             )
-        })?
+        })?,
+        () = gone => {
+            tracing::debug!(endpoint = %endpoint.endpoint.name, "client hung up before the reply");
+            Err(GatewayError::new(ErrorKind::Internal, 499, "The client closed the request."))
+        }
+    }
 }
 
 fn log_failure(error: &GatewayError) {

@@ -66,7 +66,7 @@ pub async fn invocations(
             invoke(
                 target,
                 unified,
-                &state.invoke_context(ApiFamily::Mlflow, &client_key),
+                &state.invoke_context(ApiFamily::Mlflow, &request, &client_key),
                 record,
             )
             .await

@@ -15,6 +15,7 @@ use switchyard_actors::breaker::Breakers;
 use switchyard_actors::registry::ReloadStats;
 
 use crate::client_key::KeyPolicy;
+use crate::client_socket::ClientSocket;
 use actix_web::{HttpMessage, HttpRequest};
 
 use crate::error::ApiFamily;
@@ -57,6 +58,7 @@ impl WorkerState {
     pub fn invoke_context<'a>(
         &'a self,
         family: ApiFamily,
+        request: &HttpRequest,
         client_key: &'a str,
     ) -> InvokeContext<'a> {
         InvokeContext {
@@ -65,6 +67,7 @@ impl WorkerState {
             breakers: &self.breakers,
             client_key,
             heartbeat: self.stream_heartbeat,
+            client: request.conn_data::<ClientSocket>().cloned(),
         }
     }
 }

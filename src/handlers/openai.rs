@@ -88,7 +88,7 @@ async fn handle(
             invoke(
                 target,
                 unified,
-                &state.invoke_context(ApiFamily::OpenAi, &client_key),
+                &state.invoke_context(ApiFamily::OpenAi, &request, &client_key),
                 record,
             )
             .await
