@@ -14,6 +14,8 @@ pub mod config;
 pub mod dispatch;
 pub mod error;
 pub mod framing;
+#[doc(hidden)]
+pub mod fuzz_checks;
 pub mod limits;
 pub mod messages;
 pub mod provider;
