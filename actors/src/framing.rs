@@ -1,7 +1,7 @@
 //! How a provider frames a streamed body, and the decoder for each framing. Every decoder turns
 //! network reads (split anywhere) into whole events of the same shape ([`SseEvent`]), so a
 //! provider's stream translator never sees framing: SSE events as they are, JSON lines as events
-//! with `data` = the line.
+//! with `data` = the line, AWS event-stream messages as events named by their `:event-type`.
 
 use bytes::{Buf, BytesMut};
 
@@ -13,12 +13,15 @@ pub enum Framing {
     Sse,
     /// Newline-delimited JSON (Cohere v1).
     JsonLines,
+    /// AWS event-stream binary framing (Bedrock's ConverseStream); see [`AwsEventDecoder`].
+    AwsEventStream,
 }
 
 #[derive(Debug)]
 pub enum FrameDecoder {
     Sse(SseDecoder),
     Lines(LineDecoder),
+    Aws(AwsEventDecoder),
 }
 
 impl FrameDecoder {
@@ -26,6 +29,7 @@ impl FrameDecoder {
         match framing {
             Framing::Sse => Self::Sse(SseDecoder::new()),
             Framing::JsonLines => Self::Lines(LineDecoder::default()),
+            Framing::AwsEventStream => Self::Aws(AwsEventDecoder::default()),
         }
     }
 
@@ -33,6 +37,7 @@ impl FrameDecoder {
         match self {
             Self::Sse(decoder) => decoder.push(bytes),
             Self::Lines(decoder) => decoder.push(bytes),
+            Self::Aws(decoder) => Ok(decoder.push(bytes)),
         }
     }
 
@@ -40,6 +45,7 @@ impl FrameDecoder {
         match self {
             Self::Sse(decoder) => decoder.finish(),
             Self::Lines(decoder) => decoder.finish(),
+            Self::Aws(decoder) => decoder.finish(),
         }
     }
 }
@@ -82,6 +88,99 @@ fn line_event(line: &[u8]) -> Option<SseEvent> {
     })
 }
 
+/// Event name of an AWS event-stream exception (or error) message: this prefix, then its
+/// `:exception-type` (or `:error-code`); `data` is its payload (or `:error-message`).
+pub const AWS_EXCEPTION_EVENT_PREFIX: &str = ":exception:";
+/// Event name for a corrupt AWS event stream (`data` says why); nothing follows it.
+pub const AWS_MALFORMED_EVENT: &str = ":malformed";
+/// Event name of the synthetic event [`AwsEventDecoder::finish`] always yields at the end of the
+/// body. An event stream has no end marker of its own and awc reports a cut connection as a
+/// normal end, so the provider's translator decides from what it saw whether the stream was
+/// complete.
+pub const AWS_END_EVENT: &str = ":end";
+
+/// AWS event-stream messages as events: `event` = the `:event-type` header, `data` = the
+/// payload. Exceptions, corrupt framing and the end of the body become the reserved events
+/// above (names starting with `:`, which no event type does), in stream order, so the events
+/// before a failure still reach the translator and the failure carries its own message.
+#[derive(Debug, Default)]
+pub struct AwsEventDecoder {
+    decoder: crate::providers::bedrock::eventstream::Decoder,
+    /// A malformed event was emitted; the rest of the body is ignored.
+    failed: bool,
+}
+
+impl AwsEventDecoder {
+    pub fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
+        let mut events = Vec::new();
+        if self.failed {
+            return events;
+        }
+        self.decoder.extend(bytes);
+        loop {
+            match self.decoder.next_message() {
+                Ok(Some(message)) => events.push(aws_event(&message)),
+                Ok(None) => break,
+                Err(error) => {
+                    events.push(self.malformed(error));
+                    break;
+                }
+            }
+        }
+        events
+    }
+
+    pub fn finish(&mut self) -> Option<SseEvent> {
+        if self.failed {
+            return None;
+        }
+        Some(match self.decoder.finish() {
+            Ok(()) => SseEvent {
+                event: Some(AWS_END_EVENT.to_owned()),
+                data: String::new(),
+            },
+            Err(error) => self.malformed(error),
+        })
+    }
+
+    fn malformed(
+        &mut self,
+        error: crate::providers::bedrock::eventstream::DecodeError,
+    ) -> SseEvent {
+        self.failed = true;
+        SseEvent {
+            event: Some(AWS_MALFORMED_EVENT.to_owned()),
+            data: error.to_string(),
+        }
+    }
+}
+
+fn aws_event(message: &crate::providers::bedrock::eventstream::Message) -> SseEvent {
+    let payload = String::from_utf8_lossy(&message.payload).into_owned();
+    match message.header_str(":message-type") {
+        Some("exception") => SseEvent {
+            event: Some(format!(
+                "{AWS_EXCEPTION_EVENT_PREFIX}{}",
+                message.header_str(":exception-type").unwrap_or("exception")
+            )),
+            data: payload,
+        },
+        Some("error") => SseEvent {
+            event: Some(format!(
+                "{AWS_EXCEPTION_EVENT_PREFIX}{}",
+                message.header_str(":error-code").unwrap_or("error")
+            )),
+            data: message
+                .header_str(":error-message")
+                .map_or(payload, str::to_owned),
+        },
+        _ => SseEvent {
+            event: message.header_str(":event-type").map(str::to_owned),
+            data: payload,
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +201,61 @@ mod tests {
                 "piece {piece}"
             );
         }
+    }
+
+    #[test]
+    fn aws_event_stream_maps_events_exceptions_and_the_end() {
+        use crate::providers::bedrock::eventstream::{encode, encode_event, HeaderValue};
+        let text = |v: &str| HeaderValue::String(v.to_owned());
+        let mut input = encode_event("contentBlockDelta", r#"{"delta":{"text":"hi"}}"#);
+        input.extend(encode(
+            &[
+                (":message-type", text("exception")),
+                (":exception-type", text("throttlingException")),
+                (":content-type", text("application/json")),
+            ],
+            br#"{"message":"slow down"}"#,
+        ));
+        for piece in 1..input.len() {
+            let mut decoder = FrameDecoder::new(Framing::AwsEventStream);
+            let mut events = Vec::new();
+            for chunk in input.chunks(piece) {
+                events.extend(decoder.push(chunk).unwrap());
+            }
+            events.extend(decoder.finish());
+            let names: Vec<_> = events.iter().map(|e| e.event.clone().unwrap()).collect();
+            assert_eq!(
+                names,
+                [
+                    "contentBlockDelta",
+                    ":exception:throttlingException",
+                    ":end"
+                ],
+                "piece {piece}"
+            );
+            assert_eq!(events[1].data, r#"{"message":"slow down"}"#);
+        }
+        let mut decoder = FrameDecoder::new(Framing::AwsEventStream);
+        let mut corrupt = encode_event("messageStop", "{}");
+        corrupt[20] ^= 1;
+        let events = decoder.push(&corrupt).unwrap();
+        assert_eq!(events[0].event.as_deref(), Some(AWS_MALFORMED_EVENT));
+        assert_eq!(events[0].data, "message checksum mismatch");
+        assert!(decoder
+            .push(&encode_event("messageStop", "{}"))
+            .unwrap()
+            .is_empty());
+        assert_eq!(decoder.finish(), None);
+        let mut decoder = FrameDecoder::new(Framing::AwsEventStream);
+        let whole = encode_event("messageStop", "{}");
+        assert!(decoder.push(&whole[..10]).unwrap().is_empty());
+        let end = decoder.finish().unwrap();
+        assert_eq!(
+            (end.event.as_deref(), end.data.as_str()),
+            (
+                Some(AWS_MALFORMED_EVENT),
+                "the stream ended in the middle of a message"
+            )
+        );
     }
 }

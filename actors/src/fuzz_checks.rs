@@ -4,13 +4,19 @@
 
 use crate::config::{load_str, EndpointType, LoadOptions};
 use crate::framing::{FrameDecoder, Framing};
-use crate::providers::openai::{chat_chunk, chat_response, completions_chunk, completions_response, embeddings_response};
+use crate::providers::openai::{
+    chat_chunk, chat_response, completions_chunk, completions_response, embeddings_response,
+};
 use crate::schema::{parse_json_body, UnifiedRequest};
 
 /// Any text as an endpoint file loads or fails with issues.
 pub fn config_load(data: &[u8]) {
     if let Ok(text) = std::str::from_utf8(data) {
-        let env = |name: &str| (name.len() % 2 == 0).then(|| format!("value-of-{name}"));
+        let env = |name: &str| {
+            name.len()
+                .is_multiple_of(2)
+                .then(|| format!("value-of-{name}"))
+        };
         let options = LoadOptions {
             env: &env,
             resolve_keys: true,

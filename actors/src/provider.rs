@@ -17,6 +17,7 @@ use actix::prelude::*;
 use crate::config::{Endpoint, EndpointType, ProviderConfig};
 use crate::error::GatewayError;
 use crate::messages::{Invoke, InvokeReply};
+use crate::providers::bedrock::BedrockBackend;
 use crate::providers::mock::MockBackend;
 use crate::providers::Wire;
 use crate::schema::UnifiedRequest;
@@ -57,6 +58,9 @@ impl Default for UpstreamSettings {
 enum Backend {
     Mock(MockBackend),
     Http(HttpBackend),
+    /// Amazon Bedrock: SigV4 needs the clock and may need an STS call first, and embeddings
+    /// make one call per input, so it runs its own exchange (`providers::bedrock::backend`).
+    Bedrock(BedrockBackend),
     /// Configured and validated, but this build has no translation for it yet: 501.
     Unavailable,
 }
@@ -87,6 +91,12 @@ fn build_backend(endpoint: &Endpoint, upstream: &UpstreamSettings) -> Backend {
             endpoint,
             config.clone(),
             upstream.stream_buffer,
+        )),
+        ProviderConfig::Bedrock(config) => Backend::Bedrock(BedrockBackend::new(
+            endpoint,
+            config,
+            upstream::build_client(upstream),
+            upstream.clone(),
         )),
         _ => match Wire::for_endpoint(endpoint) {
             Some(wire) => Backend::Http(HttpBackend {
@@ -128,6 +138,11 @@ impl Handler<Invoke> for ProviderSupervisor {
                         .map_err(|error| error.redact(&wire.secrets()))
                 })
             }
+            // Redacts its own errors (its credentials can come from STS at run time).
+            Backend::Bedrock(bedrock) => Box::pin(until_cancelled(
+                bedrock.clone().invoke(msg.request),
+                msg.cancelled,
+            )),
             Backend::Unavailable => {
                 let provider = self.endpoint.model.provider;
                 let route: EndpointType = msg.request.endpoint_type();
@@ -188,7 +203,9 @@ impl HttpBackend {
             Err(_) => return Err(total_timeout()),
         };
         if !stream {
-            let body = upstream::read_json(response, &self.settings, deadline).await?;
+            let body = upstream::read_json(response, &self.settings, deadline)
+                .await
+                .map_err(|error| self.wire.upstream_error(kind, error))?;
             let (body, usage) = self.wire.response(kind, body)?;
             return Ok(InvokeReply::Json { body, usage });
         }
