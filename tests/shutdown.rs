@@ -1,0 +1,313 @@
+//! Graceful shutdown of the real binary. On SIGTERM the gateway stops accepting at once (new
+//! connections are refused), lets in-flight requests and streams finish for up to
+//! `shutdown_grace_secs`, then exits 0. Idle keep-alive connections do not hold it up.
+//!
+//! What happens past the grace period is actix-web's forced stop: the workers are dropped, a
+//! stream still running is cut (its chunked body ends without the terminating chunk, so the
+//! client sees an incomplete body, never a fake `[DONE]`), and `server.run()` still returns Ok,
+//! so the exit code is 0 then too. SIGINT (Ctrl-C) and SIGQUIT are actix's immediate stop: no
+//! drain.
+
+mod common;
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use common::*;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+
+/// One chat endpoint `slow` on the mock provider streaming `chunks` events `delay_ms` apart.
+fn streaming_config(chunks: u32, delay_ms: u64) -> String {
+    format!(
+        "endpoints:\n{}",
+        mock_endpoint(
+            "slow",
+            "llm/v1/chat",
+            &format!("chunks: {chunks}, chunk_delay_ms: {delay_ms}")
+        )
+    )
+}
+
+fn start(chunks: u32, delay_ms: u64, grace_secs: u64) -> Gateway {
+    Gateway::start_with(
+        &streaming_config(chunks, delay_ms),
+        &[],
+        &[("SWITCHYARD_SHUTDOWN_GRACE_SECS", &grace_secs.to_string())],
+    )
+}
+
+/// `w0 w1 ... w{n-1}`: with `n` chunks, the mock sends one word per event.
+fn words(n: u32) -> String {
+    (0..n)
+        .map(|i| format!("w{i}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn port(gw: &Gateway) -> u16 {
+    gw.base.rsplit(':').next().unwrap().parse().unwrap()
+}
+
+/// A streamed response as the client saw it.
+struct Streamed {
+    /// `data:` payloads with their arrival time (from the request).
+    events: Vec<(Duration, String)>,
+    /// Set when the body ended in an error.
+    error: Option<String>,
+}
+
+/// Posts a `/v1` chat stream of `words(chunks)` to `slow` and reads it to its end, calling
+/// `at_first_event` once when the first event has arrived.
+async fn stream(gw: &Gateway, chunks: u32, at_first_event: impl FnOnce()) -> Streamed {
+    let started = Instant::now();
+    let mut response = client()
+        .post(gw.url("/v1/chat/completions"))
+        .send_json(&json!({"model": "slow", "stream": true,
+                           "messages": [{"role": "user", "content": words(chunks)}]}))
+        .await
+        .expect("POST stream");
+    assert_eq!(response.status().as_u16(), 200);
+    let mut at_first_event = Some(at_first_event);
+    let mut buffer: Vec<u8> = Vec::new();
+    let mut events = Vec::new();
+    let mut error = None;
+    while let Some(chunk) = response.next().await {
+        match chunk {
+            Ok(bytes) => buffer.extend_from_slice(&bytes),
+            Err(e) => {
+                error = Some(e.to_string());
+                break;
+            }
+        }
+        while let Some(end) = buffer.windows(2).position(|w| w == b"\n\n") {
+            let event = String::from_utf8(buffer.drain(..end + 2).collect()).unwrap();
+            if let Some(data) = event.trim_end().strip_prefix("data: ") {
+                events.push((started.elapsed(), data.to_owned()));
+                if let Some(hook) = at_first_event.take() {
+                    hook();
+                }
+            }
+        }
+    }
+    Streamed { events, error }
+}
+
+/// The concatenated `delta.content` of `/v1` chunk events.
+fn content(events: &[(Duration, String)]) -> String {
+    events
+        .iter()
+        .filter(|(_, data)| data != "[DONE]")
+        .map(|(_, data)| {
+            let chunk: Value = serde_json::from_str(data).expect("chunk json");
+            chunk["choices"][0]["delta"]["content"]
+                .as_str()
+                .unwrap_or("")
+                .to_owned()
+        })
+        .collect()
+}
+
+#[actix_rt::test]
+async fn sigterm_during_a_stream_lets_it_finish_then_exits_0() {
+    const CHUNKS: u32 = 20;
+    let mut gw = start(CHUNKS, 100, 30);
+    let mut signalled_at = None;
+    let streamed = stream(&gw, CHUNKS, || {
+        signalled_at = Some(Instant::now());
+        gw.signal("TERM");
+    })
+    .await;
+    let signalled_at = signalled_at.expect("no event arrived");
+    let drained_for = signalled_at.elapsed();
+
+    // Every chunk, the finish chunk with usage, then [DONE]; no error.
+    assert_eq!(streamed.error, None);
+    assert_eq!(streamed.events.len(), CHUNKS as usize + 1);
+    assert_eq!(streamed.events.last().unwrap().1, "[DONE]");
+    let last: Value = serde_json::from_str(&streamed.events[CHUNKS as usize - 1].1).unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "stop", "{last}");
+    assert_eq!(last["usage"]["completion_tokens"], CHUNKS, "{last}");
+    assert_eq!(content(&streamed.events), words(CHUNKS));
+    // The stream really ran on after the signal (19 more chunks, 100 ms apart).
+    assert!(
+        drained_for >= Duration::from_secs(1),
+        "stream ended {drained_for:?} after SIGTERM"
+    );
+
+    // Then the process exits 0, well before the grace period.
+    let code = gw.wait_exit(Duration::from_secs(10));
+    assert_eq!(code, Some(0), "logs:\n{}", gw.logs());
+    let logs = gw.logs();
+    assert!(
+        logs.contains("SIGTERM received; starting graceful shutdown"),
+        "{logs}"
+    );
+    assert!(logs.contains("finishing 1 connections"), "{logs}");
+    // The stream was logged as the complete 200 it was.
+    assert!(
+        logs.lines().any(|l| l.contains("switchyard::access")
+            && l.contains("stream=true")
+            && l.contains("status=200")
+            && l.contains(&format!("output_tokens={CHUNKS}"))),
+        "{logs}"
+    );
+}
+
+#[actix_rt::test]
+async fn new_connections_are_refused_while_draining() {
+    let mut gw = start(20, 100, 30);
+    let port = port(&gw);
+    let mut refused = Vec::new();
+    let streamed = {
+        let gw_ref = &gw;
+        let reading = stream(gw_ref, 20, || gw_ref.signal("TERM"));
+        let probing = async {
+            // Once the accept loop has stopped, and for as long as the stream drains, every new
+            // connection is refused (not queued, not answered).
+            assert!(
+                eventually(Duration::from_secs(5), || async {
+                    gw_ref.logs().contains("accept thread stopped")
+                })
+                .await,
+                "no graceful stop in the logs:\n{}",
+                gw_ref.logs()
+            );
+            for _ in 0..10 {
+                refused.push(
+                    TcpStream::connect(("127.0.0.1", port))
+                        .err()
+                        .map(|e| e.kind()),
+                );
+                actix_rt::time::sleep(Duration::from_millis(100)).await;
+            }
+        };
+        let (streamed, ()) = futures_util::future::join(reading, probing).await;
+        streamed
+    };
+    assert_eq!(
+        refused,
+        vec![Some(ErrorKind::ConnectionRefused); 10],
+        "a connection was accepted during the drain"
+    );
+    // Meanwhile the stream in flight completed.
+    assert_eq!(streamed.error, None);
+    assert_eq!(streamed.events.last().map(|e| e.1.as_str()), Some("[DONE]"));
+    assert_eq!(gw.wait_exit(Duration::from_secs(10)), Some(0));
+}
+
+#[actix_rt::test]
+async fn sigterm_while_idle_exits_0_promptly_even_with_a_keep_alive_connection_open() {
+    // The default grace period (30 s): an idle gateway must not wait for it.
+    let mut gw = start(3, 0, 30);
+    // An HTTP/1.1 keep-alive connection that has served a request and now sits idle, as
+    // Nginx's upstream pool keeps them.
+    let mut idle = TcpStream::connect(("127.0.0.1", port(&gw))).expect("connect");
+    idle.write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut head = [0u8; 512];
+    let n = idle.read(&mut head).expect("health reply");
+    let reply = String::from_utf8_lossy(&head[..n]).into_owned();
+    assert!(reply.starts_with("HTTP/1.1 200"), "{reply}");
+    assert!(
+        !reply.to_ascii_lowercase().contains("connection: close"),
+        "{reply}"
+    );
+
+    let signalled = Instant::now();
+    gw.signal("TERM");
+    let code = gw.wait_exit(Duration::from_secs(5));
+    let took = signalled.elapsed();
+    assert_eq!(code, Some(0), "logs:\n{}", gw.logs());
+    assert!(took < Duration::from_secs(3), "idle shutdown took {took:?}");
+    // The idle connection was closed, not left half-open.
+    assert!(matches!(idle.read(&mut head), Ok(0) | Err(_)));
+}
+
+#[test]
+fn a_stream_longer_than_the_grace_period_is_cut_at_it_and_the_process_still_exits_0() {
+    // 20 chunks 500 ms apart (10 s) against a 2 s grace period. Read from a plain socket, to see
+    // exactly how the response ends on the wire.
+    const GRACE: Duration = Duration::from_secs(2);
+    let mut gw = start(20, 500, GRACE.as_secs());
+    let mut socket = TcpStream::connect(("127.0.0.1", port(&gw))).expect("connect");
+    let body = json!({"model": "slow", "stream": true,
+                      "messages": [{"role": "user", "content": words(20)}]})
+    .to_string();
+    write!(
+        socket,
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    let mut wire = Vec::new();
+    let mut buffer = [0u8; 8192];
+    let mut signalled_at = None;
+    let ended = loop {
+        match socket.read(&mut buffer) {
+            Ok(0) => break "closed",
+            Ok(n) => wire.extend_from_slice(&buffer[..n]),
+            Err(e) if e.kind() == ErrorKind::ConnectionReset => break "reset",
+            Err(e) => panic!(
+                "read: {e} after {:?}",
+                signalled_at.map(|t: Instant| t.elapsed())
+            ),
+        }
+        if signalled_at.is_none() && wire.windows(6).any(|w| w == b"data: ") {
+            signalled_at = Some(Instant::now());
+            gw.signal("TERM");
+        }
+    };
+    let cut_after = signalled_at.expect("no event arrived").elapsed();
+    let text = String::from_utf8_lossy(&wire);
+
+    // Cut at the grace period (actix checks once a second), mid-stream: a 200 whose chunked body
+    // never gets its terminating chunk, with neither the finish chunk nor [DONE]. A client that
+    // checks its framing (curl, Python's http.client) reports an incomplete body; a lenient one
+    // sees the stream stop without [DONE] (/v1) or without a finish_reason (MLflow paths).
+    assert!(
+        cut_after >= GRACE - Duration::from_millis(100)
+            && cut_after < GRACE + Duration::from_secs(3),
+        "stream ended ({ended}) {cut_after:?} after SIGTERM, grace {GRACE:?}"
+    );
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(
+        text.to_ascii_lowercase()
+            .contains("transfer-encoding: chunked"),
+        "{text}"
+    );
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "the cut stream was terminated: {text}"
+    );
+    assert!(!text.contains("[DONE]") && !text.contains(r#""finish_reason":"stop""#));
+    let events = text.matches("data: ").count();
+    assert!((3..20).contains(&events), "{events} events: {text}");
+
+    // The process exits right after, with 0: actix-web's forced stop after the grace period is
+    // still an orderly exit as far as it reports.
+    let code = gw.wait_exit(Duration::from_secs(5));
+    assert_eq!(code, Some(0), "logs:\n{}", gw.logs());
+}
+
+#[actix_rt::test]
+async fn sigint_stops_at_once_without_draining() {
+    // Documents actix-web's behaviour for Ctrl-C: no grace period, the stream is cut at once.
+    let mut gw = start(20, 200, 30);
+    let mut signalled_at = None;
+    let streamed = stream(&gw, 20, || {
+        signalled_at = Some(Instant::now());
+        gw.signal("INT");
+    })
+    .await;
+    let cut_after = signalled_at.unwrap().elapsed();
+    assert!(cut_after < Duration::from_millis(1500), "{cut_after:?}");
+    assert!(streamed.events.iter().all(|(_, data)| data != "[DONE]"));
+    assert_eq!(gw.wait_exit(Duration::from_secs(5)), Some(0));
+}
