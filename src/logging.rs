@@ -6,18 +6,27 @@ use tracing_subscriber::EnvFilter;
 
 use crate::settings::{LogFormat, LogSettings};
 
-pub fn init(settings: &LogSettings) {
+/// Keeps the log writer thread alive; logs written before it drops are flushed.
+pub type LogGuard = tracing_appender::non_blocking::WorkerGuard;
+
+/// Installs the subscriber. Lines are handed to a writer thread, so a worker never blocks on a
+/// `write(2)` to stderr per request; the writer applies backpressure rather than dropping lines.
+pub fn init(settings: &LogSettings) -> LogGuard {
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .lossy(false)
+        .finish(std::io::stderr());
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     // Colours only on a terminal: log files and collectors must get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .with_ansi(std::io::stderr().is_terminal());
     // A second init (tests embedding the server) is harmless; ignore its error.
     let _ = match settings.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
     };
+    guard
 }

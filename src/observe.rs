@@ -58,7 +58,7 @@ pub async fn request_id(
     Ok(response)
 }
 
-/// The span of one request for tracing-actix-web: method, matched route pattern and request id;
+/// The span of one request for tracing-actix-web: method and request id;
 /// deliberately no client address, headers or query (they can carry credentials).
 pub struct RequestSpan;
 
@@ -69,10 +69,8 @@ impl RootSpanBuilder for RequestSpan {
             .get::<RequestId>()
             .map(|id| id.0.clone())
             .unwrap_or_default();
-        let route = request
-            .match_pattern()
-            .unwrap_or_else(|| "unmatched".to_owned());
-        tracing::info_span!("request", request_id = %id, method = %request.method(), route = %route)
+        // No route pattern here: resolving it walks the whole route map again, on every request.
+        tracing::info_span!("request", request_id = %id, method = %request.method())
     }
 
     fn on_request_end<B: MessageBody>(_span: Span, _outcome: &Result<ServiceResponse<B>, Error>) {

@@ -54,64 +54,66 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
             .route(route)
             .default_service(web::to(|| async { method_not_allowed() }))
     };
-    cfg.service(get("/health", web::get().to(ops::health)))
-        .service(get("/metrics", web::get().to(ops::metrics)))
-        .service(web::resource("/").route(web::get().to(ops::root)))
-        .service(web::resource("/docs").route(web::get().to(ops::docs_redirect)))
-        .service(web::resource("/favicon.ico").route(web::get().to(ops::favicon)))
-        .service(get(
-            "/api/2.0/endpoints/",
-            web::get().to(metadata::list_endpoints),
-        ))
-        .service(get(
-            "/api/2.0/endpoints/limits/",
-            web::post().to(metadata::set_limits),
-        ))
-        .service(get(
-            "/api/2.0/gateway/limits/",
-            web::post().to(metadata::set_limits),
-        ))
-        .service(get(
-            "/api/2.0/endpoints/limits/{endpoint}",
-            web::get().to(metadata::get_limits),
-        ))
-        .service(get(
-            "/api/2.0/gateway/limits/{endpoint}",
-            web::get().to(metadata::get_limits),
-        ))
-        .service(get(
-            "/api/2.0/endpoints/{name}",
-            web::get().to(metadata::get_endpoint),
-        ))
-        .service(get(
-            "/api/2.0/gateway/routes/",
-            web::get().to(metadata::list_legacy_routes),
-        ))
-        .service(get(
-            "/api/2.0/gateway/routes/{name}",
-            web::get().to(metadata::get_legacy_route),
-        ))
-        .service(get(
-            "/api/3.0/gateway/endpoint/{name}",
-            web::get().to(metadata::get_endpoint),
-        ))
-        .service(get(
-            "/api/3.0/gateway/route/{name}",
-            web::get().to(metadata::get_traffic_route),
-        ))
-        .service(get(
-            "/endpoints/{name}/invocations",
-            web::post().to(mlflow::invocations),
-        ))
-        .service(get(
-            "/gateway/{name}/invocations",
-            web::post().to(mlflow::invocations),
-        ))
-        .service(get("/v1/chat/completions", web::post().to(openai::chat)))
-        .service(get("/v1/completions", web::post().to(openai::completions)))
-        .service(get("/v1/embeddings", web::post().to(openai::embeddings)))
-        .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", crate::openapi::document()))
-        .default_service(web::to(ops::fallback));
+    // Invocation paths first: actix matches resources in order, and every pattern tried costs a
+    // regex match on the hot path.
+    cfg.service(get(
+        "/endpoints/{name}/invocations",
+        web::post().to(mlflow::invocations),
+    ))
+    .service(get(
+        "/gateway/{name}/invocations",
+        web::post().to(mlflow::invocations),
+    ))
+    .service(get("/v1/chat/completions", web::post().to(openai::chat)))
+    .service(get("/v1/completions", web::post().to(openai::completions)))
+    .service(get("/v1/embeddings", web::post().to(openai::embeddings)))
+    .service(get("/health", web::get().to(ops::health)))
+    .service(get("/metrics", web::get().to(ops::metrics)))
+    .service(web::resource("/").route(web::get().to(ops::root)))
+    .service(web::resource("/docs").route(web::get().to(ops::docs_redirect)))
+    .service(web::resource("/favicon.ico").route(web::get().to(ops::favicon)))
+    .service(get(
+        "/api/2.0/endpoints/",
+        web::get().to(metadata::list_endpoints),
+    ))
+    .service(get(
+        "/api/2.0/endpoints/limits/",
+        web::post().to(metadata::set_limits),
+    ))
+    .service(get(
+        "/api/2.0/gateway/limits/",
+        web::post().to(metadata::set_limits),
+    ))
+    .service(get(
+        "/api/2.0/endpoints/limits/{endpoint}",
+        web::get().to(metadata::get_limits),
+    ))
+    .service(get(
+        "/api/2.0/gateway/limits/{endpoint}",
+        web::get().to(metadata::get_limits),
+    ))
+    .service(get(
+        "/api/2.0/endpoints/{name}",
+        web::get().to(metadata::get_endpoint),
+    ))
+    .service(get(
+        "/api/2.0/gateway/routes/",
+        web::get().to(metadata::list_legacy_routes),
+    ))
+    .service(get(
+        "/api/2.0/gateway/routes/{name}",
+        web::get().to(metadata::get_legacy_route),
+    ))
+    .service(get(
+        "/api/3.0/gateway/endpoint/{name}",
+        web::get().to(metadata::get_endpoint),
+    ))
+    .service(get(
+        "/api/3.0/gateway/route/{name}",
+        web::get().to(metadata::get_traffic_route),
+    ))
+    .service(SwaggerUi::new("/docs/{_:.*}").url("/openapi.json", crate::openapi::document()))
+    .default_service(web::to(ops::fallback));
 }
 
 /// What `run` needs besides the settings: the endpoint file and the config validated from it.

@@ -33,6 +33,9 @@ pub struct Settings {
     pub shutdown_grace_secs: u64,
     /// Most simultaneous connections per worker.
     pub max_connections_per_worker: usize,
+    /// Pending-connection queue of the listening socket (the OS caps it at `somaxconn`); the
+    /// standard library's 128 overflows under connection bursts.
+    pub listen_backlog: i32,
     /// While a provider stream is silent, send an SSE comment this often (0 disables). It is how
     /// a departed client is noticed (a closed socket only fails on write), so keep it short.
     pub stream_heartbeat_ms: u64,
@@ -118,6 +121,7 @@ impl Default for Settings {
             client_request_timeout_ms: 10_000,
             shutdown_grace_secs: 30,
             max_connections_per_worker: 25_000,
+            listen_backlog: 4096,
             stream_heartbeat_ms: 300,
             log: LogSettings::default(),
             upstream: UpstreamConfig::default(),

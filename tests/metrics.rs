@@ -270,7 +270,9 @@ async fn request_ids_are_echoed_or_generated_and_logged_once() {
         "bad id\twith tab"
     );
 
+    // Log lines are written by a background thread: wait for both requests' lines.
     assert!(gw.wait_for_log("nginx-req-42", Duration::from_secs(2)));
+    assert!(gw.wait_for_log(&generated, Duration::from_secs(2)));
     let logs = gw.logs();
     let lines: Vec<&str> = logs
         .lines()
