@@ -1,6 +1,6 @@
 //! Switchyard's load test: `cargo bench --bench load [-- FLAGS]`.
 //!
-//! Self-contained: it starts a mock OpenAI upstream on a thread of this process ([`mock`]), the
+//! Self-contained: it starts a mock OpenAI upstream in a child process ([`mock`]), the
 //! real gateway binary as a child process ([`process`]), and drives both with an in-process awc
 //! load generator recording HDR histograms ([`client`]). Every scenario of issue 7
 //! ([`scenarios`]) runs straight against the mock and then through the gateway, so the table
@@ -17,7 +17,10 @@
 //!   process (mock + load generator), e.g. `--pin-gateway 0 --pin-load 1`;
 //! - `--duration SECS`: measured seconds per closed-loop run (default 5, quick 1);
 //! - `--starts N`: gateway starts timed for "healthy after start" (default 5, quick 2);
-//! - `--json PATH`: where the JSON report goes (default `target/load-results.json`).
+//! - `--json PATH`: where the JSON report goes (default `target/load-results.json`);
+//! - `--gateway-bin PATH`: measure another build of the gateway (default: this workspace's);
+//! - `--gateway-env KEY=VALUE`: an extra environment variable for the gateway only (repeatable),
+//!   e.g. `SWITCHYARD_LOG__LEVEL=info` to include request logging, or an `LD_PRELOAD` allocator.
 
 #[path = "load/client.rs"]
 mod client;
@@ -43,11 +46,14 @@ use scenarios::{Profile, Scenario};
 
 const USAGE: &str =
     "usage: cargo bench --bench load -- [--quick] [--scenario NAME[,NAME]] [--list] \
-[--workers N] [--pin-gateway CPUS] [--pin-load CPUS] [--duration SECS] [--starts N] [--json PATH]";
+[--workers N] [--pin-gateway CPUS] [--pin-load CPUS] [--duration SECS] [--starts N] [--json PATH] \
+[--gateway-bin PATH] [--gateway-env KEY=VALUE]";
 
-/// Descriptors the largest scenario needs in this process (a client socket and a mock socket
-/// per stream) and in the gateway (a client and an upstream socket per stream), with room.
+/// Descriptors the largest scenario needs: the gateway holds a client and an upstream socket
+/// per stream (the load generator and the mock one each).
 const FD_LIMIT: u64 = 65_536;
+/// Descriptors the gateway uses besides its streams (listener, epoll, log, watcher, pipes).
+const GATEWAY_BASE_FDS: u64 = 64;
 /// Pause between runs, so sockets and timers of one run do not bleed into the next.
 const SETTLE: Duration = Duration::from_millis(500);
 
@@ -62,6 +68,8 @@ struct Args {
     duration: Option<Duration>,
     starts: Option<usize>,
     json: PathBuf,
+    gateway_bin: PathBuf,
+    gateway_env: Vec<(String, String)>,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -78,6 +86,8 @@ fn parse_args() -> Result<Args, String> {
             env!("CARGO_MANIFEST_DIR"),
             "/target/load-results.json"
         )),
+        gateway_bin: PathBuf::from(env!("CARGO_BIN_EXE_switchyard")),
+        gateway_env: Vec::new(),
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -112,6 +122,14 @@ fn parse_args() -> Result<Args, String> {
                 )
             }
             "--json" => args.json = PathBuf::from(value()?),
+            "--gateway-bin" => args.gateway_bin = PathBuf::from(value()?),
+            "--gateway-env" => {
+                let pair = value()?;
+                let (key, val) = pair
+                    .split_once('=')
+                    .ok_or_else(|| "--gateway-env needs KEY=VALUE".to_owned())?;
+                args.gateway_env.push((key.to_owned(), val.to_owned()));
+            }
             "--help" | "-h" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }
@@ -127,9 +145,10 @@ fn selected(scenario: &Scenario, names: &[String]) -> bool {
         })
 }
 
-/// CPU readings of the gateway (when the run goes through it) and of this process.
+/// CPU readings of the gateway and of the load side (this process and the mock).
 struct CpuProbe {
     gateway: Option<u32>,
+    mock: u32,
 }
 
 impl Probe for CpuProbe {
@@ -137,7 +156,9 @@ impl Probe for CpuProbe {
         Sample {
             at: Some(Instant::now()),
             gateway_cpu: self.gateway.and_then(process::cpu_time),
-            own_cpu: process::cpu_time(std::process::id()),
+            own_cpu: process::cpu_time(std::process::id())
+                .zip(process::cpu_time(self.mock))
+                .map(|(own, mock)| own + mock),
             machine_cpu: process::machine_cpu_time(),
         }
     }
@@ -148,6 +169,9 @@ fn kib_to_mib(kib: u64) -> f64 {
 }
 
 fn main() {
+    if std::env::args().nth(1).as_deref() == Some(mock::CHILD_FLAG) {
+        mock::child_main();
+    }
     let args = match parse_args() {
         Ok(args) => args,
         Err(message) => {
@@ -155,7 +179,19 @@ fn main() {
             std::process::exit(2);
         }
     };
-    let profile = Profile::new(args.quick, args.duration);
+    let mut profile = Profile::new(args.quick, args.duration);
+    // The gateway needs two descriptors per stream; a hard limit this process cannot raise
+    // (no CAP_SYS_RESOURCE) caps the slow-stream scenario, and the report says so.
+    let fd_limit = process::raise_fd_limit(FD_LIMIT);
+    let fit = (fd_limit.saturating_sub(GATEWAY_BASE_FDS) / 2) as usize;
+    if profile.slow_streams > fit {
+        println!(
+            "note: RLIMIT_NOFILE is {fd_limit} and cannot be raised here; the gateway holds two \
+             sockets per stream, so the slow-stream scenario runs {fit} streams, not {}",
+            profile.slow_streams
+        );
+        profile.slow_streams = fit;
+    }
     let all = scenarios::all(&profile);
     if args.list {
         for scenario in &all {
@@ -171,13 +207,13 @@ fn main() {
         eprintln!("no scenario matches {:?} (see --list)", args.scenarios);
         std::process::exit(2);
     }
-    if let Err(message) = run(&args, &profile, &chosen) {
+    if let Err(message) = run(&args, &profile, &chosen, fd_limit) {
         eprintln!("load test failed: {message}");
         std::process::exit(1);
     }
 }
 
-fn run(args: &Args, profile: &Profile, chosen: &[Scenario]) -> Result<(), String> {
+fn run(args: &Args, profile: &Profile, chosen: &[Scenario], fd_limit: u64) -> Result<(), String> {
     let pinning = args.pin_gateway.is_some() || args.pin_load.is_some();
     let taskset = pinning && process::taskset_available();
     if pinning && !taskset {
@@ -188,8 +224,7 @@ fn run(args: &Args, profile: &Profile, chosen: &[Scenario]) -> Result<(), String
             println!("note: could not pin the load generator to CPUs {cpus}");
         }
     }
-    let fd_limit = process::raise_fd_limit(FD_LIMIT);
-    let mock = mock::start().map_err(|e| format!("mock upstream: {e}"))?;
+    let mock = mock::MockProcess::spawn().map_err(|e| format!("mock upstream: {e}"))?;
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     let config = dir.path().join("endpoints.yaml");
     std::fs::write(&config, scenarios::gateway_config(mock.port, profile))
@@ -197,14 +232,12 @@ fn run(args: &Args, profile: &Profile, chosen: &[Scenario]) -> Result<(), String
     // With only the load generator pinned, the gateway must not inherit its CPU set.
     let gateway_cpus = match (&args.pin_gateway, taskset) {
         (Some(cpus), true) => Some(cpus.clone()),
-        (None, true) => Some(format!(
-            "0-{}",
-            std::thread::available_parallelism().map_or(1, |n| n.get()) - 1
-        )),
+        (None, true) => Some(format!("0-{}", process::online_cpus() - 1)),
         _ => None,
     };
     let options = GatewayOptions {
-        binary: std::path::Path::new(env!("CARGO_BIN_EXE_switchyard")),
+        binary: &args.gateway_bin,
+        env: &args.gateway_env,
         config: &config,
         workers: args.workers.max(1),
         cpus: gateway_cpus,
@@ -255,9 +288,15 @@ fn run(args: &Args, profile: &Profile, chosen: &[Scenario]) -> Result<(), String
     );
 
     let system = actix_rt::System::new();
+    let mut gateway = gateway;
     let mut rows = Vec::new();
     for scenario in chosen {
         println!("\n== {}: {}", scenario.name, scenario.about);
+        if scenario.fresh_gateway {
+            gateway.stop();
+            gateway = Gateway::start(&options)?;
+            std::thread::sleep(SETTLE);
+        }
         let mut runs = Vec::new();
         if let Some(direct) = &scenario.direct {
             runs.push((
@@ -275,6 +314,7 @@ fn run(args: &Args, profile: &Profile, chosen: &[Scenario]) -> Result<(), String
             });
             let probe = Rc::new(CpuProbe {
                 gateway: Some(gateway.pid),
+                mock: mock.pid,
             });
             let rss_reset = process::reset_peak_rss(gateway.pid);
             let outcome = system.block_on(client::run(target, scenario.load, probe));
@@ -307,7 +347,9 @@ fn run(args: &Args, profile: &Profile, chosen: &[Scenario]) -> Result<(), String
         "fd_limit": fd_limit,
         "load_average_before": load_before,
         "load_average_after": process::load_average(),
-        "mock_requests": mock.requests.load(std::sync::atomic::Ordering::Relaxed),
+        "gateway_binary": args.gateway_bin.display().to_string(),
+        "gateway_env": args.gateway_env.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>(),
+        "slow_streams": profile.slow_streams,
         "gateway_log_lines": log_lines,
     });
     let json = report::json(meta, chosen, &rows, &startup, &verdicts);

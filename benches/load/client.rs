@@ -76,6 +76,8 @@ pub struct Outcome {
     pub completed_in_window: u64,
     /// The measured window's planned length.
     pub duration: Duration,
+    /// Workers stop after a fixed count (the slow-stream scenario): no steady-state rate.
+    pub counted: bool,
     pub errors: u64,
     pub error_samples: Vec<String>,
     /// From the start of the measured window to the last recorded completion.
@@ -249,6 +251,13 @@ pub async fn run(target: Rc<Target>, load: Load, probe: Rc<dyn Probe>) -> Outcom
         ok: stats.ok,
         completed_in_window: stats.completed_in_window,
         duration: load.duration,
+        counted: matches!(
+            load.mode,
+            Mode::Closed {
+                per_worker: Some(_),
+                ..
+            }
+        ),
         errors: stats.errors,
         error_samples: stats.error_samples,
         window: stats
@@ -412,26 +421,46 @@ fn truncate(text: &str, limit: usize) -> String {
     text.chars().take(limit).collect()
 }
 
-/// Counts SSE events (blank-line terminated) across arbitrary read boundaries and keeps the
-/// last bytes to check the stream ended with `data: [DONE]`.
-#[derive(Default)]
+/// Counts SSE `data:` events across arbitrary read boundaries (comments such as keep-alives
+/// are not events) and keeps the last bytes to check the stream ended with `data: [DONE]`.
 struct EventCounter {
     events: u32,
-    previous: u8,
+    /// How much of `data:` the current line has matched; `None` once the line cannot match.
+    matched: Option<usize>,
     tail: Vec<u8>,
 }
 
+impl Default for EventCounter {
+    fn default() -> Self {
+        Self {
+            events: 0,
+            matched: Some(0),
+            tail: Vec::new(),
+        }
+    }
+}
+
 const DONE: &[u8] = b"data: [DONE]\n\n";
+const DATA: &[u8] = b"data:";
 
 impl EventCounter {
     fn push(&mut self, bytes: &[u8]) {
         for &byte in bytes {
-            if byte == b'\n' && self.previous == b'\n' {
-                self.events += 1;
-                self.previous = 0;
-            } else {
-                self.previous = byte;
+            if byte == b'\n' {
+                self.matched = Some(0);
+                continue;
             }
+            self.matched = match self.matched {
+                Some(n) if DATA[n] == byte => {
+                    if n + 1 == DATA.len() {
+                        self.events += 1;
+                        None
+                    } else {
+                        Some(n + 1)
+                    }
+                }
+                _ => None,
+            };
         }
         self.tail.extend_from_slice(bytes);
         if self.tail.len() > DONE.len() {

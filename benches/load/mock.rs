@@ -1,4 +1,4 @@
-//! The mock OpenAI upstream: a minimal HTTP/1.1 keep-alive server on its own thread, answering
+//! The mock OpenAI upstream: a minimal HTTP/1.1 keep-alive server in its own process, answering
 //! from precomputed bytes so that it costs as little CPU as possible and the load core measures
 //! the gateway, not the mock.
 //!
@@ -11,7 +11,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,8 +34,60 @@ const BAD_REQUEST: &[u8] =
 /// A running mock; it lives until the process exits.
 pub struct Mock {
     pub port: u16,
-    /// Requests answered (or being answered), for sanity checks.
-    pub requests: Arc<AtomicU64>,
+}
+
+/// Flag that turns the bench binary into the mock (see [`MockProcess`]).
+pub const CHILD_FLAG: &str = "--mock-upstream-child";
+
+/// Runs the mock in this process until standard input closes (the parent went away), so it
+/// never outlives the load test. The port goes to stdout as one line.
+pub fn child_main() -> ! {
+    use std::io::{Read, Write};
+    let mock = start().expect("mock upstream");
+    println!("{}", mock.port);
+    let _ = std::io::stdout().flush();
+    let _ = std::io::stdin().read_to_end(&mut Vec::new());
+    std::process::exit(0)
+}
+
+/// The mock in its own process: the 10,000-stream scenario needs a descriptor per stream on
+/// each side, and this process and the mock together would pass a 20,000 hard limit.
+pub struct MockProcess {
+    child: std::process::Child,
+    pub pid: u32,
+    pub port: u16,
+}
+
+impl MockProcess {
+    /// Starts this same binary in mock mode; it inherits this process's CPU pinning.
+    pub fn spawn() -> std::io::Result<MockProcess> {
+        use std::io::BufRead;
+        use std::process::{Command, Stdio};
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg(CHILD_FLAG)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdout = child.stdout.take().expect("piped stdout");
+        let mut line = String::new();
+        std::io::BufReader::new(stdout).read_line(&mut line)?;
+        let port = line.trim().parse().map_err(|_| {
+            let _ = child.kill();
+            std::io::Error::other(format!("the mock printed {line:?}, not a port"))
+        })?;
+        Ok(MockProcess {
+            pid: child.id(),
+            child,
+            port,
+        })
+    }
+}
+
+impl Drop for MockProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
 
 /// Starts the mock on 127.0.0.1, port chosen by the OS.
@@ -46,8 +97,6 @@ pub fn start() -> std::io::Result<Mock> {
     socket.set_reuseaddr(true)?;
     socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
     let port = socket.local_addr()?.port();
-    let requests = Arc::new(AtomicU64::new(0));
-    let counter = requests.clone();
     let bodies = Arc::new(Bodies::new());
     std::thread::Builder::new()
         .name("mock-upstream".to_owned())
@@ -65,11 +114,11 @@ pub fn start() -> std::io::Result<Mock> {
                         continue;
                     };
                     let _ = stream.set_nodelay(true);
-                    tokio::spawn(serve(stream, bodies.clone(), counter.clone()));
+                    tokio::spawn(serve(stream, bodies.clone()));
                 }
             });
         })?;
-    Ok(Mock { port, requests })
+    Ok(Mock { port })
 }
 
 /// Precomputed answers.
@@ -236,13 +285,12 @@ fn parse_path(path: &str) -> Behaviour {
 }
 
 /// One connection: requests in order, each answered in full before the next is read.
-async fn serve(mut stream: TcpStream, bodies: Arc<Bodies>, counter: Arc<AtomicU64>) {
+async fn serve(mut stream: TcpStream, bodies: Arc<Bodies>) {
     let mut buffer = BytesMut::with_capacity(4096);
     loop {
         let Some(request) = read_request(&mut stream, &mut buffer).await else {
             return;
         };
-        counter.fetch_add(1, Ordering::Relaxed);
         let behaviour = parse_path(&request.path);
         if behaviour.latency_ms > 0 {
             tokio::time::sleep(Duration::from_millis(behaviour.latency_ms)).await;

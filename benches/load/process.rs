@@ -28,6 +28,8 @@ pub struct GatewayOptions<'a> {
     pub binary: &'a Path,
     pub config: &'a Path,
     pub workers: usize,
+    /// Extra environment for the gateway (applied after the defaults, so they can be overridden).
+    pub env: &'a [(String, String)],
     /// CPU list for `taskset -c` (e.g. `"0"`); `None` runs unpinned.
     pub cpus: Option<String>,
     pub log_path: PathBuf,
@@ -35,7 +37,11 @@ pub struct GatewayOptions<'a> {
 
 impl Gateway {
     pub fn start(options: &GatewayOptions<'_>) -> Result<Gateway, String> {
-        let log = std::fs::File::create(&options.log_path)
+        // Appended to, so a restarted gateway keeps the earlier lines.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&options.log_path)
             .map_err(|e| format!("cannot create {}: {e}", options.log_path.display()))?;
         let mut command = match &options.cpus {
             Some(cpus) => {
@@ -54,6 +60,7 @@ impl Gateway {
             // Request logging and hot-reload polling are not what is measured.
             .env("SWITCHYARD_LOG__LEVEL", "warn")
             .env_remove("RUST_LOG")
+            .envs(options.env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(log);
@@ -283,6 +290,13 @@ pub fn taskset_available() -> bool {
         .unwrap_or(false)
 }
 
+/// CPUs the machine has online (not the ones this process may use: it may be pinned).
+pub fn online_cpus() -> usize {
+    // SAFETY: sysconf has no preconditions.
+    let online = unsafe { libc::sysconf(libc::_SC_NPROCESSORS_ONLN) };
+    usize::try_from(online).unwrap_or(1).max(1)
+}
+
 /// A one-line description of this machine for the report.
 pub fn machine() -> String {
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -291,9 +305,7 @@ pub fn machine() -> String {
         .find_map(|line| line.strip_prefix("model name")?.split(':').nth(1))
         .map(str::trim)
         .unwrap_or("unknown CPU");
-    let cores = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1);
+    let cores = online_cpus();
     let memory_gib = kib_field("/proc/meminfo", "MemTotal")
         .map(|kib| kib as f64 / 1024.0 / 1024.0)
         .unwrap_or(0.0);

@@ -89,7 +89,7 @@ impl Row {
         let machine_cpu = delta(outcome.cpu_start.machine_cpu, outcome.cpu_end.machine_cpu);
         // Closed and open loops: finished-in-window over the window, free of the tail of
         // requests still running when it closes. Long streams that all end later: ok / span.
-        let rate = if outcome.completed_in_window > 0 {
+        let rate = if outcome.completed_in_window > 0 && !outcome.counted {
             outcome.completed_in_window as f64 / outcome.duration.as_secs_f64()
         } else {
             outcome.ok as f64 / window.as_secs_f64()

@@ -79,6 +79,9 @@ pub struct Scenario {
     pub stream_events: Option<u32>,
     pub load: Load,
     pub checks: Vec<Check>,
+    /// Runs against a freshly started gateway: no pooled upstream connections from earlier
+    /// scenarios holding descriptors, and a peak RSS that is this scenario's alone.
+    pub fresh_gateway: bool,
 }
 
 const CHAT: &str = r#""messages":[{"role":"user","content":"hi"}]"#;
@@ -161,6 +164,7 @@ pub fn all(profile: &Profile) -> Vec<Scenario> {
         stream_events: None,
         load: closed(concurrency),
         checks,
+        fresh_gateway: false,
     };
     let mut scenarios = vec![
         chat_at("chat-c1", 1, vec![Check::NoErrors]),
@@ -187,6 +191,7 @@ pub fn all(profile: &Profile) -> Vec<Scenario> {
             stream_events: None,
             load: closed(64),
             checks: vec![Check::NoErrors],
+            fresh_gateway: false,
         },
         Scenario {
             name: "completions-c64",
@@ -202,6 +207,7 @@ pub fn all(profile: &Profile) -> Vec<Scenario> {
             stream_events: None,
             load: closed(64),
             checks: vec![Check::NoErrors],
+            fresh_gateway: false,
         },
         Scenario {
             name: "embeddings-c64",
@@ -220,6 +226,7 @@ pub fn all(profile: &Profile) -> Vec<Scenario> {
             stream_events: None,
             load: closed(64),
             checks: vec![Check::NoErrors],
+            fresh_gateway: false,
         },
         Scenario {
             name: "stream-c1",
@@ -238,6 +245,7 @@ pub fn all(profile: &Profile) -> Vec<Scenario> {
                 Check::FirstByteAdded(Duration::from_millis(1)),
                 Check::NoErrors,
             ],
+            fresh_gateway: false,
         },
         Scenario {
             name: "stream-c64",
@@ -253,6 +261,7 @@ pub fn all(profile: &Profile) -> Vec<Scenario> {
             stream_events: Some(profile.stream_events + 1),
             load: closed(64),
             checks: vec![Check::CpuPerRequest(80.0), Check::NoErrors],
+            fresh_gateway: false,
         },
         Scenario {
             name: "builtin-mock-c64",
@@ -262,6 +271,7 @@ pub fn all(profile: &Profile) -> Vec<Scenario> {
             stream_events: None,
             load: closed(64),
             checks: vec![Check::NoErrors],
+            fresh_gateway: false,
         },
         Scenario {
             name: "upstream-50ms-c64",
@@ -271,6 +281,7 @@ pub fn all(profile: &Profile) -> Vec<Scenario> {
             stream_events: None,
             load: closed(64),
             checks: vec![Check::RateVsDirect(0.97), Check::NoErrors],
+            fresh_gateway: false,
         },
         Scenario {
             name: "upstream-50ms-c1000",
@@ -280,6 +291,7 @@ pub fn all(profile: &Profile) -> Vec<Scenario> {
             stream_events: None,
             load: closed(1000),
             checks: vec![Check::NoErrors],
+            fresh_gateway: false,
         },
         Scenario {
             name: "open-5000",
@@ -295,6 +307,7 @@ pub fn all(profile: &Profile) -> Vec<Scenario> {
                 ..closed(1)
             },
             checks: vec![Check::P99Added(Duration::from_millis(1)), Check::NoErrors],
+            fresh_gateway: false,
         },
     ];
     let ramp = Duration::from_millis(if profile.slow_streams > 1000 {
@@ -324,13 +337,15 @@ pub fn all(profile: &Profile) -> Vec<Scenario> {
                 per_worker: Some(1),
             },
             warmup: Duration::ZERO,
-            // Long enough for every worker to start its one stream.
-            duration: ramp + Duration::from_millis(100),
+            // Every worker sends exactly one stream; the window only has to outlast the ramp,
+            // with room for a load generator that falls behind its schedule.
+            duration: ramp + Duration::from_secs(30),
             ramp,
             max_requests: profile.slow_streams as u64,
             request_timeout: stream_length * 3 + Duration::from_secs(10),
         },
         checks: vec![Check::AllComplete, Check::PeakRss(200.0)],
+        fresh_gateway: true,
     });
     scenarios
 }
