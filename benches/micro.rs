@@ -7,16 +7,18 @@
 //!   upstream JSON to the unified response, one stream event to one unified chunk.
 //! - `sse/*`: [`SseDecoder`] splitting a 20-event stream at different read sizes, against a naive
 //!   `String` splitter that re-scans and re-copies its buffer.
-//!
-//! The rate limiter the issue mentions does not exist yet (limits are parsed, not enforced), so
-//! it has no benchmark here; add one against a naive `Mutex<HashMap>` baseline when it lands.
+//! - `limiter/*`: the shared in-memory rate limiter (`MemoryStore`, a sharded map) against a
+//!   naive `Mutex<HashMap>` of windows, single-threaded and with two threads hitting it.
 
 use std::hint::black_box;
+use std::sync::Arc;
 use std::time::Duration;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use serde_json::Value;
 use switchyard_actors::config::{EndpointType, OpenAiApiType, OpenAiConfig, Provider, Secret};
+use switchyard_actors::limits::memory::MemoryStore;
+use switchyard_actors::limits::window::Window;
 use switchyard_actors::providers::openai::{chat_chunk, chat_response, OpenAiWire};
 use switchyard_actors::schema::{parse_json_body, UnifiedRequest};
 use switchyard_actors::sse::{SseDecoder, SseEvent};
@@ -216,6 +218,82 @@ fn sse(c: &mut Criterion) {
     group.finish();
 }
 
+/// The baseline a limiter is usually first written as: one lock around one map.
+#[derive(Default)]
+struct NaiveLimiter {
+    windows: std::sync::Mutex<std::collections::HashMap<(String, String), Window>>,
+}
+
+impl NaiveLimiter {
+    fn hit(&self, endpoint: &str, key: &str, period_ms: u64, limit: u64, now_ms: u64) -> bool {
+        let Ok(mut windows) = self.windows.lock() else {
+            return false;
+        };
+        windows
+            .entry((endpoint.to_owned(), key.to_owned()))
+            .or_default()
+            .hit(now_ms, period_ms, limit)
+            .allowed
+    }
+}
+
+fn limiter(c: &mut Criterion) {
+    let mut group = c.benchmark_group("limiter");
+    let keys: Vec<String> = (0..1_000)
+        .map(|i| format!("10.0.{}.{}", i / 256, i % 256))
+        .collect();
+    let store = Arc::new(MemoryStore::new());
+    let naive = Arc::new(NaiveLimiter::default());
+    let mut i = 0usize;
+    group.bench_function("sharded_map", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            black_box(store.hit("chat", &keys[i], 60_000, u64::MAX, 1).allowed)
+        })
+    });
+    group.bench_function("naive_mutex", |b| {
+        b.iter(|| {
+            i = (i + 1) % keys.len();
+            black_box(naive.hit("chat", &keys[i], 60_000, u64::MAX, 1))
+        })
+    });
+    // Two threads: the second hammers the same limiter while the first is measured.
+    for (name, contender) in [
+        ("sharded_map_contended", true),
+        ("naive_mutex_contended", false),
+    ] {
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let background = {
+            let (stop, store, naive, keys) =
+                (stop.clone(), store.clone(), naive.clone(), keys.clone());
+            std::thread::spawn(move || {
+                let mut j = 0usize;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    j = (j + 7) % keys.len();
+                    if contender {
+                        black_box(store.hit("chat", &keys[j], 60_000, u64::MAX, 1));
+                    } else {
+                        black_box(naive.hit("chat", &keys[j], 60_000, u64::MAX, 1));
+                    }
+                }
+            })
+        };
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                i = (i + 1) % keys.len();
+                if contender {
+                    black_box(store.hit("chat", &keys[i], 60_000, u64::MAX, 1).allowed)
+                } else {
+                    black_box(naive.hit("chat", &keys[i], 60_000, u64::MAX, 1))
+                }
+            })
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let _ = background.join();
+    }
+    group.finish();
+}
+
 fn config() -> Criterion {
     Criterion::default()
         .warm_up_time(Duration::from_secs(1))
@@ -225,6 +303,6 @@ fn config() -> Criterion {
 criterion_group! {
     name = benches;
     config = config();
-    targets = parse_validate, translate, sse
+    targets = parse_validate, translate, sse, limiter
 }
 criterion_main!(benches);
