@@ -8,8 +8,6 @@
 //! `gemini_request` (unified → wire) and `gemini_response` (wire → unified); this module picks
 //! the URL and headers, reads the clock, and keeps per-stream state.
 
-#[path = "gemini_pyjson.rs"]
-mod gemini_pyjson;
 #[path = "gemini_request.rs"]
 mod gemini_request;
 #[path = "gemini_response.rs"]

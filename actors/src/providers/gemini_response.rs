@@ -11,9 +11,9 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use super::gemini_pyjson::{dumps, md5_hex};
 use crate::error::{ErrorKind, GatewayError};
 use crate::messages::Usage;
+use crate::providers::pyjson::dumps;
 use crate::schema::{
     ChatChoice, ChatChunk, ChatChunkChoice, ChatDelta, ChatResponse, ChatUsage, CompletionsChoice,
     CompletionsChunk, CompletionsChunkChoice, CompletionsResponse, CompletionsUsage, Embedding,
@@ -402,5 +402,40 @@ pub(super) fn completions_chunk(body: &Value, model: &str, now: i64) -> Completi
         model: model.to_owned(),
         choices,
         usage: None,
+    }
+}
+
+/// MD5 of `data` as lowercase hex (Python's `hashlib.md5(data).hexdigest()`). Used only to name
+/// tool calls the way MLflow does, never for security.
+pub(super) fn md5_hex(data: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(data)
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod md5_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn md5_matches_rfc_1321_vectors() {
+        assert_eq!(md5_hex(b""), "d41d8cd98f00b204e9800998ecf8427e");
+        assert_eq!(md5_hex(b"abc"), "900150983cd24fb0d6963f7d28e17f72");
+        assert_eq!(
+            md5_hex(b"The quick brown fox jumps over the lazy dog"),
+            "9e107d9d372bb6826bd81d3542a419d6"
+        );
+    }
+
+    #[test]
+    fn the_id_mlflow_derives_for_a_call_without_one() {
+        let args = dumps(&json!({"location": "Singapore"}));
+        assert_eq!(
+            md5_hex(format!("get_weather/{args}").as_bytes()),
+            "c8800a29b7c6d0e92541b3fa793048ab"
+        );
     }
 }

@@ -15,6 +15,7 @@ pub mod mosaicml;
 pub mod openai;
 pub mod palm;
 pub mod portkey;
+pub(crate) mod pyjson;
 pub mod tgi;
 pub mod togetherai;
 

@@ -14,7 +14,8 @@ use crate::schema::{
 use crate::sse::SseEvent;
 use crate::upstream::EventOutcome;
 
-use super::{pyjson, serialize, unexpected};
+use super::{serialize, unexpected};
+use crate::providers::pyjson;
 
 fn invalid(detail: String) -> GatewayError {
     GatewayError::new(ErrorKind::InvalidParameter, 422, detail)

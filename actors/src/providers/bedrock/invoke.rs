@@ -111,7 +111,7 @@ pub fn completions_body(
                     422,
                     format!(
                         "'top_p' must be greater than 0 for AWS Titan models. Received value: '{}'.",
-                        super::pyjson::float_repr(top_p)
+                        crate::providers::pyjson::float_repr(top_p)
                     ),
                 ));
             }

@@ -7,7 +7,7 @@
 //! - this file: [`BedrockWire`], the pure plan of the HTTP calls a unified request needs (URL,
 //!   body, headers but the signature), with MLflow's 501s, 422s and region rules;
 //! - `converse`: chat bodies, responses and stream events; `invoke`: the InvokeModel model
-//!   families; `pyjson`: Python's `json.dumps` for tool-call arguments;
+//!   families;
 //! - `sigv4`, `eventstream`: the AWS signature and the binary stream framing, pure;
 //! - `credentials`: where SigV4 credentials come from, and STS AssumeRole (pure halves);
 //! - `backend`: the only IO: credentials, the clock, sending, one call per embeddings input.
@@ -17,7 +17,6 @@ mod converse;
 pub mod credentials;
 pub mod eventstream;
 mod invoke;
-mod pyjson;
 pub mod sigv4;
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! Python's `json.dumps(value)` with its defaults (`", "` and `": "` separators, non-ASCII
 //! escaped as `\uXXXX`), because MLflow builds a tool call's `arguments` string that way from
-//! Bedrock's `toolUse.input` object, and clients compare those strings.
+//! a provider's structured tool input (Bedrock's `toolUse.input`, Gemini's `functionCall.args`),
+//! and clients compare those strings across gateways.
 
 use serde_json::Value;
 
@@ -101,6 +102,21 @@ fn write_string(text: &str, out: &mut String) {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn matches_cpython_json_dumps() {
+        // Expected strings printed by CPython 3.11's json.dumps.
+        assert_eq!(
+            dumps(
+                &json!({"a": [1.5e16, 1e-5, 0.0001, 123.0, -0.0, 1e15, "é😀\u{7f}\u{1}"], "b": {}})
+            ),
+            r#"{"a": [1.5e+16, 1e-05, 0.0001, 123.0, -0.0, 1000000000000000.0, "\u00e9\ud83d\ude00\u007f\u0001"], "b": {}}"#
+        );
+        assert_eq!(
+            dumps(&json!([1, -2, 0.5, true, null, "q\"\\\n/"])),
+            r#"[1, -2, 0.5, true, null, "q\"\\\n/"]"#
+        );
+    }
 
     #[test]
     fn matches_python_defaults() {
