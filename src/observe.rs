@@ -12,7 +12,8 @@ use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{Error, HttpMessage};
-use switchyard_actors::config::Endpoint;
+use switchyard_actors::config::{Endpoint, TokenLimit};
+use switchyard_actors::limits::RateLimiter;
 use switchyard_actors::messages::Usage;
 use tracing::Span;
 use tracing_actix_web::RootSpanBuilder;
@@ -93,6 +94,16 @@ pub struct RequestRecord {
     usage: Usage,
     streamed: bool,
     error_kind: Option<&'static str>,
+    /// Where to charge the tokens this request used, when its endpoint has a token budget.
+    token_charge: Option<TokenCharge>,
+}
+
+/// A token budget to charge when the request is finished (for a stream: when it ends).
+pub struct TokenCharge {
+    pub limiter: Arc<RateLimiter>,
+    pub endpoint: String,
+    pub key: String,
+    pub limit: TokenLimit,
 }
 
 impl RequestRecord {
@@ -111,6 +122,7 @@ impl RequestRecord {
             usage: Usage::default(),
             streamed: false,
             error_kind: None,
+            token_charge: None,
         }
     }
 
@@ -134,6 +146,11 @@ impl RequestRecord {
 
     pub fn usage(&mut self, usage: Usage) {
         self.usage.merge(usage);
+    }
+
+    /// Charge this request's tokens to a budget when it finishes.
+    pub fn charge_tokens_to(&mut self, charge: TokenCharge) {
+        self.token_charge = Some(charge);
     }
 
     pub fn failed(&mut self, kind: &'static str) {
@@ -169,6 +186,19 @@ impl RequestRecord {
 
 impl Drop for RequestRecord {
     fn drop(&mut self) {
+        let used = self.usage.input_tokens.unwrap_or(0) + self.usage.output_tokens.unwrap_or(0);
+        if let (Some(charge), true) = (self.token_charge.take(), used > 0) {
+            // The record ends inside the response body; charging may need Redis, so it runs as a
+            // task of its own (there is always a runtime on a worker; if not, nothing to charge to).
+            if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+                runtime.spawn(async move {
+                    charge
+                        .limiter
+                        .charge_tokens(&charge.endpoint, &charge.key, &charge.limit, used)
+                        .await;
+                });
+            }
+        }
         let total = self.started.elapsed().as_secs_f64();
         let metrics = self.metrics.clone();
         metrics.in_flight.dec();

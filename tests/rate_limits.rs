@@ -344,3 +344,81 @@ async fn redis_outage_fails_open_and_limiting_returns_with_redis() {
         gw.logs()
     );
 }
+
+fn token_budget_config() -> String {
+    "endpoints:\n  - name: budget\n    endpoint_type: llm/v1/chat\n    model:\n      provider: mock\n      config: {chunks: 3}\n    token_limit:\n      tokens: 10\n      renewal_period: minute\n".to_owned()
+}
+
+/// Mock usage for one user message of three words: 3 prompt + 3 completion tokens.
+fn three_words(stream: bool) -> Value {
+    json!({"messages": [{"role": "user", "content": "a b c"}], "stream": stream})
+}
+
+async fn spend_until_refused(url: &str, stream: bool) -> (usize, common::Reply) {
+    for admitted in 0..10 {
+        let reply = post_json(url, &three_words(stream)).await;
+        if reply.status == 429 {
+            return (admitted, reply);
+        }
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        // Charging happens when the response (or stream) has ended, just after the client saw it.
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the token budget never refused a request");
+}
+
+#[actix_rt::test]
+async fn token_budgets_are_charged_from_reported_usage_streams_included() {
+    let gw = Gateway::start(&token_budget_config());
+    let url = gw.url("/endpoints/budget/invocations");
+    // 6 tokens each: 0 → 6 → 12 used; the third request finds the budget of 10 spent.
+    let (admitted, refused) = spend_until_refused(&url, false).await;
+    assert_eq!(admitted, 2);
+    assert_eq!(
+        refused.json,
+        json!({"error": "Token limit exceeded: 10 tokens per 1 minute"})
+    );
+    assert!(refused.headers.contains_key("retry-after"));
+
+    let gw = Gateway::start(&token_budget_config());
+    let (admitted, _) = spend_until_refused(&gw.url("/endpoints/budget/invocations"), true).await;
+    assert_eq!(
+        admitted, 2,
+        "streams are charged from their final usage chunk"
+    );
+    let over = post_json(
+        &gw.url("/v1/chat/completions"),
+        &json!({"model": "budget", "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(
+        over.status, 429,
+        "one budget whichever path reaches the endpoint"
+    );
+    assert_eq!(over.json["error"]["type"], "rate_limit_error");
+}
+
+#[actix_rt::test]
+async fn token_budgets_are_shared_through_redis() {
+    let redis = RedisServer::start();
+    let env = [("SWITCHYARD_RATE_LIMITS__STORAGE", redis.url())];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let a = Gateway::start_with(&token_budget_config(), &[], &env);
+    let b = Gateway::start_with(&token_budget_config(), &[], &env);
+    let first = post_json(&a.url("/endpoints/budget/invocations"), &three_words(false)).await;
+    assert_eq!(first.status, 200);
+    actix_rt::time::sleep(Duration::from_millis(200)).await;
+    let second = post_json(&b.url("/endpoints/budget/invocations"), &three_words(true)).await;
+    assert_eq!(second.status, 200);
+    let refused = eventually(Duration::from_secs(3), || async {
+        post_json(&a.url("/endpoints/budget/invocations"), &three_words(false))
+            .await
+            .status
+            == 429
+    })
+    .await;
+    assert!(
+        refused,
+        "12 tokens spent across two gateways must exhaust a budget of 10"
+    );
+}

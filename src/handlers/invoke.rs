@@ -6,6 +6,7 @@ use actix_web::http::header::{self, ContentEncoding};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::{HeaderName, HeaderValue};
@@ -18,7 +19,7 @@ use switchyard_actors::schema::{self, UnifiedRequest};
 
 use crate::client_socket::ClientSocket;
 use crate::error::{error_response, openai_error, ApiFamily};
-use crate::observe::RequestRecord;
+use crate::observe::{RequestRecord, TokenCharge};
 
 /// Reads the whole body, refusing with 413 as soon as it passes `limit` bytes.
 pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, GatewayError> {
@@ -61,7 +62,7 @@ pub async fn read_json(
 /// who the request counts against.
 pub struct InvokeContext<'a> {
     pub family: ApiFamily,
-    pub limiter: &'a RateLimiter,
+    pub limiter: &'a Arc<RateLimiter>,
     pub breakers: &'a Breakers,
     pub client_key: &'a str,
     /// SSE comment interval while a provider is silent (zero: none).
@@ -122,6 +123,26 @@ pub async fn invoke(
             }
             None => None,
         };
+        if let Some(budget) = &endpoint.endpoint.token_limit {
+            let name = &endpoint.endpoint.name;
+            let budget_left = ctx.limiter.check_tokens(name, ctx.client_key, budget).await;
+            if !budget_left.allowed {
+                record.metrics().rate_limited(name);
+                let mut error = GatewayError::new(
+                    ErrorKind::RateLimited,
+                    429,
+                    limits::tokens_exceeded_message(budget),
+                );
+                error.retry_after = Some(Duration::from_secs(budget_left.retry_after_secs()));
+                return with_limit_headers(failed(&error, ctx.family, record), decision);
+            }
+            record.charge_tokens_to(TokenCharge {
+                limiter: ctx.limiter.clone(),
+                endpoint: name.clone(),
+                key: ctx.client_key.to_owned(),
+                limit: budget.clone(),
+            });
+        }
         match call_with_retries(
             endpoint,
             this_request,
@@ -359,57 +380,61 @@ pub fn event_stream(
     record: RequestRecord,
 ) -> HttpResponse {
     enum State {
-        Open(ChunkReceiver, RequestRecord),
+        // Boxed: the record is large, and this state is moved on every poll.
+        Open(ChunkReceiver, Box<RequestRecord>),
         Done,
     }
-    let body = futures_util::stream::unfold(State::Open(chunks, record), move |state| async move {
-        let State::Open(mut chunks, mut record) = state else {
-            return None;
-        };
-        let next = if heartbeat.is_zero() {
-            chunks.recv().await
-        } else {
-            match tokio::time::timeout(heartbeat, chunks.recv()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    return Some((
-                        Ok(Bytes::from_static(b":\n\n")),
+    let body = futures_util::stream::unfold(
+        State::Open(chunks, Box::new(record)),
+        move |state| async move {
+            let State::Open(mut chunks, mut record) = state else {
+                return None;
+            };
+            let next = if heartbeat.is_zero() {
+                chunks.recv().await
+            } else {
+                match tokio::time::timeout(heartbeat, chunks.recv()).await {
+                    Ok(next) => next,
+                    Err(_) => {
+                        return Some((
+                            Ok(Bytes::from_static(b":\n\n")),
+                            State::Open(chunks, record),
+                        ))
+                    }
+                }
+            };
+            match next {
+                Some(Ok(chunk)) => {
+                    record.chunk_sent();
+                    if let Some(usage) = chunk.usage {
+                        record.usage(usage);
+                    }
+                    Some((
+                        Ok::<_, actix_web::Error>(frame(&chunk.json)),
                         State::Open(chunks, record),
                     ))
                 }
-            }
-        };
-        match next {
-            Some(Ok(chunk)) => {
-                record.chunk_sent();
-                if let Some(usage) = chunk.usage {
-                    record.usage(usage);
+                Some(Err(error)) => {
+                    log_failure(&error);
+                    let labels = record.labels();
+                    if error.origin() == Origin::Upstream {
+                        record.metrics().upstream_error(
+                            labels.endpoint,
+                            labels.provider,
+                            error.kind.label(),
+                        );
+                    }
+                    record.failed(error.kind.label());
+                    let event = serde_json::to_vec(&openai_error(&error)).unwrap_or_default();
+                    Some((Ok(frame(&event)), State::Done))
                 }
-                Some((
-                    Ok::<_, actix_web::Error>(frame(&chunk.json)),
-                    State::Open(chunks, record),
-                ))
-            }
-            Some(Err(error)) => {
-                log_failure(&error);
-                let labels = record.labels();
-                if error.origin() == Origin::Upstream {
-                    record.metrics().upstream_error(
-                        labels.endpoint,
-                        labels.provider,
-                        error.kind.label(),
-                    );
+                None if family == ApiFamily::OpenAi => {
+                    Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), State::Done))
                 }
-                record.failed(error.kind.label());
-                let event = serde_json::to_vec(&openai_error(&error)).unwrap_or_default();
-                Some((Ok(frame(&event)), State::Done))
+                None => None,
             }
-            None if family == ApiFamily::OpenAi => {
-                Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), State::Done))
-            }
-            None => None,
-        }
-    });
+        },
+    );
     HttpResponse::Ok()
         .content_type("text/event-stream; charset=utf-8")
         .insert_header(ContentEncoding::Identity)

@@ -9,7 +9,7 @@ use super::fields::{int_value, join, show, Obj, Report, FIELD_REQUIRED};
 use super::keys::KeySource;
 use super::limits::{parse_renewal_period, LIMIT_PARSE_ERROR};
 use super::load::LoadOptions;
-use super::model::{BreakerPolicy, Endpoint, EndpointType, Limit, Model, RetryPolicy};
+use super::model::{BreakerPolicy, Endpoint, EndpointType, Limit, Model, RetryPolicy, TokenLimit};
 use super::providers::Provider;
 
 const MOSAICML_CHAT_PREFIXES: [&str; 1] = ["llama2"];
@@ -59,6 +59,7 @@ pub(crate) fn check_endpoint(
                     "route_type",
                     "model",
                     "limit",
+                    "token_limit",
                     "retries",
                     "circuit_breaker",
                 ],
@@ -75,6 +76,7 @@ pub(crate) fn check_endpoint(
                     "endpoint_type",
                     "model",
                     "limit",
+                    "token_limit",
                     "retries",
                     "circuit_breaker",
                 ],
@@ -115,6 +117,10 @@ pub(crate) fn check_endpoint(
         None => Ok(None),
         Some(value) => check_limit(rep, value, &o.at("limit")).map(Some),
     };
+    let token_limit = match o.get("token_limit") {
+        None => Ok(None),
+        Some(value) => check_token_limit(rep, value, &o.at("token_limit")).map(Some),
+    };
     let retries = match o.get("retries") {
         None => Ok(None),
         Some(value) => check_retries(rep, value, &o.at("retries")).map(Some),
@@ -123,12 +129,21 @@ pub(crate) fn check_endpoint(
         None => Ok(None),
         Some(value) => check_breaker(rep, value, &o.at("circuit_breaker")).map(Some),
     };
-    let endpoint = match (name, endpoint_type, model, limit, retries, circuit_breaker) {
+    let endpoint = match (
+        name,
+        endpoint_type,
+        model,
+        limit,
+        token_limit,
+        retries,
+        circuit_breaker,
+    ) {
         (
             Some(name),
             Some(endpoint_type),
             Some(model),
             Ok(limit),
+            Ok(token_limit),
             Ok(retries),
             Ok(circuit_breaker),
         ) => Some(Endpoint {
@@ -136,12 +151,43 @@ pub(crate) fn check_endpoint(
             endpoint_type,
             model,
             limit,
+            token_limit,
             retries,
             circuit_breaker,
         }),
         _ => None,
     };
     (raw, endpoint)
+}
+
+/// `token_limit: {tokens, renewal_period}` (Switchyard extension).
+fn check_token_limit(rep: &mut Report, value: &Value, path: &str) -> Result<TokenLimit, ()> {
+    let o = Obj::new(rep, value, path.to_owned()).ok_or(())?;
+    o.warn_unknown(rep, &["tokens", "renewal_period"]);
+    let tokens = match o.opt_int(rep, "tokens", 1, i64::MAX) {
+        Ok(Some(tokens)) => Some(tokens as u64),
+        Ok(None) => {
+            rep.error(&o.at("tokens"), FIELD_REQUIRED);
+            None
+        }
+        Err(()) => None,
+    };
+    let renewal_period = o.req_str(rep, "renewal_period");
+    let window = renewal_period.as_deref().and_then(|text| {
+        let parsed = parse_renewal_period(text).map(|p| p.window);
+        if parsed.is_none() {
+            rep.error(&o.at("renewal_period"), LIMIT_PARSE_ERROR);
+        }
+        parsed
+    });
+    match (tokens, renewal_period, window) {
+        (Some(tokens), Some(renewal_period), Some(window)) => Ok(TokenLimit {
+            tokens,
+            renewal_period,
+            window,
+        }),
+        _ => Err(()),
+    }
 }
 
 /// Upper bound on attempts: a failing provider must not see more than this many calls per request.

@@ -69,10 +69,22 @@ pub struct Endpoint {
     pub endpoint_type: EndpointType,
     pub model: Model,
     pub limit: Option<Limit>,
+    /// Switchyard extension: tokens (input + output, as the provider reports them) per window.
+    pub token_limit: Option<TokenLimit>,
     /// Switchyard extension: retry retryable failures before the first byte.
     pub retries: Option<RetryPolicy>,
     /// Switchyard extension: stop calling a failing provider for a while.
     pub circuit_breaker: Option<BreakerPolicy>,
+}
+
+/// `token_limit: {tokens, renewal_period}` on an endpoint: a request is refused with 429 once
+/// the client's tokens in the current window reach `tokens`; each answer is charged afterwards.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TokenLimit {
+    pub tokens: u64,
+    /// As written (`minute`, `10 minutes`).
+    pub renewal_period: String,
+    pub window: RateWindow,
 }
 
 /// `retries:` on an endpoint.

@@ -14,6 +14,8 @@ const SWEEP_EVERY: u64 = 10_000;
 #[derive(Default)]
 pub struct MemoryStore {
     windows: DashMap<(String, String), Window>,
+    /// Token budgets, separate from call counts (an endpoint may have both).
+    tokens: DashMap<(String, String), Window>,
     hits: AtomicU64,
 }
 
@@ -39,6 +41,33 @@ impl MemoryStore {
             .entry((endpoint.to_owned(), key.to_owned()))
             .or_default();
         window.hit(now_ms, period_ms, limit)
+    }
+
+    /// Tokens `key` used on `endpoint` in the live window, and ms until it resets.
+    pub fn tokens_used(
+        &self,
+        endpoint: &str,
+        key: &str,
+        period_ms: u64,
+        now_ms: u64,
+    ) -> (u64, u64) {
+        self.tokens
+            .get(&(endpoint.to_owned(), key.to_owned()))
+            .map_or((0, period_ms), |window| window.used(now_ms, period_ms))
+    }
+
+    pub fn charge_tokens(
+        &self,
+        endpoint: &str,
+        key: &str,
+        period_ms: u64,
+        amount: u64,
+        now_ms: u64,
+    ) {
+        self.tokens
+            .entry((endpoint.to_owned(), key.to_owned()))
+            .or_default()
+            .add(now_ms, period_ms, amount);
     }
 
     pub fn len(&self) -> usize {

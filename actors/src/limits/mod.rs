@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
-use crate::config::Limit;
+use crate::config::{Limit, RateWindow, TokenLimit};
 pub use window::Decision;
 
 /// Counters the metrics endpoint reads.
@@ -96,15 +96,10 @@ impl RateLimiter {
 
     /// Counts one request of `key` against `endpoint`'s `limit`.
     pub async fn check(&self, endpoint: &str, key: &str, limit: &Limit) -> Decision {
-        let period_ms = limit
-            .window
-            .multiples
-            .saturating_mul(limit.window.granularity.seconds())
-            .saturating_mul(1000);
+        let period_ms = period_ms(limit.window);
         let decision = match &self.storage {
             Storage::Memory(store) => {
-                let now_ms = self.epoch.elapsed().as_millis() as u64;
-                store.hit(endpoint, key, period_ms, limit.calls, now_ms)
+                store.hit(endpoint, key, period_ms, limit.calls, self.now_ms())
             }
             Storage::Redis(backend) => {
                 match backend.hit(endpoint, key, period_ms, limit.calls).await {
@@ -133,7 +128,125 @@ impl RateLimiter {
     }
 }
 
+impl RateLimiter {
+    /// May `key` spend more tokens on `endpoint`? Refused once the window's charged tokens reach
+    /// the budget (a request's own cost is only known after it, so it is charged afterwards).
+    pub async fn check_tokens(&self, endpoint: &str, key: &str, limit: &TokenLimit) -> Decision {
+        let period_ms = period_ms(limit.window);
+        let used = match &self.storage {
+            Storage::Memory(store) => {
+                Ok(store.tokens_used(endpoint, key, period_ms, self.now_ms()))
+            }
+            Storage::Redis(backend) => backend.tokens_used(endpoint, key, period_ms).await,
+        };
+        let decision = match used {
+            Ok((used, reset_after_ms)) => Decision {
+                allowed: used < limit.tokens,
+                limit: limit.tokens,
+                remaining: limit.tokens.saturating_sub(used),
+                reset_after_ms,
+            },
+            Err(reason) => {
+                self.stats.storage_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(
+                    endpoint,
+                    fail_open = self.fail_open,
+                    "token-limit storage unavailable: {reason}"
+                );
+                Decision {
+                    allowed: self.fail_open,
+                    limit: limit.tokens,
+                    remaining: limit.tokens,
+                    reset_after_ms: period_ms,
+                }
+            }
+        };
+        if !decision.allowed {
+            self.stats.limited.fetch_add(1, Ordering::Relaxed);
+        }
+        decision
+    }
+
+    /// Charges the tokens a finished request used.
+    pub async fn charge_tokens(&self, endpoint: &str, key: &str, limit: &TokenLimit, tokens: u64) {
+        if tokens == 0 {
+            return;
+        }
+        let period_ms = period_ms(limit.window);
+        match &self.storage {
+            Storage::Memory(store) => {
+                store.charge_tokens(endpoint, key, period_ms, tokens, self.now_ms())
+            }
+            Storage::Redis(backend) => {
+                if let Err(reason) = backend
+                    .charge_tokens(endpoint, key, period_ms, tokens)
+                    .await
+                {
+                    self.stats.storage_errors.fetch_add(1, Ordering::Relaxed);
+                    tracing::warn!(endpoint, "token-limit storage unavailable: {reason}");
+                }
+            }
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+}
+
+fn period_ms(window: RateWindow) -> u64 {
+    window
+        .multiples
+        .saturating_mul(window.granularity.seconds())
+        .saturating_mul(1000)
+}
+
+/// MLflow-style text for a refused request under a token budget.
+pub fn tokens_exceeded_message(limit: &TokenLimit) -> String {
+    format!(
+        "Token limit exceeded: {} tokens per {} {}",
+        limit.tokens,
+        limit.window.multiples,
+        limit.window.granularity.as_str()
+    )
+}
+
 impl RedisBackend {
+    async fn tokens_used(
+        &self,
+        endpoint: &str,
+        key: &str,
+        period_ms: u64,
+    ) -> Result<(u64, u64), String> {
+        let store = self.store().await?;
+        match tokio::time::timeout(self.timeout, store.tokens_used(endpoint, key, period_ms)).await
+        {
+            Ok(Ok(used)) => Ok(used),
+            Ok(Err(error)) => Err(format!("redis error: {:?}", error.kind())),
+            Err(_) => Err("redis did not answer in time".to_owned()),
+        }
+    }
+
+    async fn charge_tokens(
+        &self,
+        endpoint: &str,
+        key: &str,
+        period_ms: u64,
+        tokens: u64,
+    ) -> Result<(), String> {
+        let store = self.store().await?;
+        match tokio::time::timeout(
+            self.timeout,
+            store.charge_tokens(endpoint, key, period_ms, tokens),
+        )
+        .await
+        {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(error)) => Err(format!("redis error: {:?}", error.kind())),
+            Err(_) => Err("redis did not answer in time".to_owned()),
+        }
+    }
+
     async fn hit(
         &self,
         endpoint: &str,
@@ -207,6 +320,33 @@ mod tests {
                 granularity,
             },
         }
+    }
+
+    #[actix_rt::test]
+    async fn token_budgets_refuse_once_spent_and_count_per_key() {
+        let limiter = RateLimiter::memory();
+        let budget = TokenLimit {
+            tokens: 10,
+            renewal_period: "minute".to_owned(),
+            window: RateWindow {
+                multiples: 1,
+                granularity: Granularity::Minute,
+            },
+        };
+        assert!(limiter.check_tokens("e", "k", &budget).await.allowed);
+        limiter.charge_tokens("e", "k", &budget, 9).await;
+        let almost = limiter.check_tokens("e", "k", &budget).await;
+        assert!(almost.allowed);
+        assert_eq!(almost.remaining, 1);
+        limiter.charge_tokens("e", "k", &budget, 4).await;
+        let spent = limiter.check_tokens("e", "k", &budget).await;
+        assert!(!spent.allowed);
+        assert_eq!(spent.remaining, 0);
+        assert!(limiter.check_tokens("e", "other", &budget).await.allowed);
+        assert_eq!(
+            tokens_exceeded_message(&budget),
+            "Token limit exceeded: 10 tokens per 1 minute"
+        );
     }
 
     #[test]

@@ -24,10 +24,27 @@ return {count, ttl}
 /// Key prefix, so Switchyard's counters are easy to find and cannot collide with other users.
 const PREFIX: &str = "switchyard:ratelimit";
 
+/// Add tokens to a budget window, opening it (with its lifetime) on the first charge.
+const CHARGE_SCRIPT: &str = r#"
+local total = redis.call('INCRBY', KEYS[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < 0 then
+  redis.call('PEXPIRE', KEYS[1], ARGV[1])
+end
+return total
+"#;
+
+/// Read a budget window: the tokens in it and the milliseconds left (0 and -2 when none).
+const USED_SCRIPT: &str = r#"
+local used = tonumber(redis.call('GET', KEYS[1]) or '0')
+return {used, redis.call('PTTL', KEYS[1])}
+"#;
+
 #[derive(Clone)]
 pub struct RedisStore {
     connection: ConnectionManager,
     script: redis::Script,
+    charge: redis::Script,
+    used: redis::Script,
 }
 
 impl RedisStore {
@@ -46,6 +63,8 @@ impl RedisStore {
         Ok(Self {
             connection,
             script: redis::Script::new(HIT_SCRIPT),
+            charge: redis::Script::new(CHARGE_SCRIPT),
+            used: redis::Script::new(USED_SCRIPT),
         })
     }
 
@@ -65,5 +84,38 @@ impl RedisStore {
             .invoke_async(&mut connection)
             .await?;
         Ok(Decision::from_count(count, limit, ttl.max(0) as u64))
+    }
+
+    pub async fn tokens_used(
+        &self,
+        endpoint: &str,
+        key: &str,
+        period_ms: u64,
+    ) -> Result<(u64, u64), redis::RedisError> {
+        let mut connection = self.connection.clone();
+        let (used, ttl): (u64, i64) = self
+            .used
+            .key(format!("{PREFIX}:tokens:{period_ms}:{endpoint}:{key}"))
+            .invoke_async(&mut connection)
+            .await?;
+        Ok((used, if ttl > 0 { ttl as u64 } else { period_ms }))
+    }
+
+    pub async fn charge_tokens(
+        &self,
+        endpoint: &str,
+        key: &str,
+        period_ms: u64,
+        amount: u64,
+    ) -> Result<(), redis::RedisError> {
+        let mut connection = self.connection.clone();
+        let _: u64 = self
+            .charge
+            .key(format!("{PREFIX}:tokens:{period_ms}:{endpoint}:{key}"))
+            .arg(period_ms.max(1))
+            .arg(amount)
+            .invoke_async(&mut connection)
+            .await?;
+        Ok(())
     }
 }

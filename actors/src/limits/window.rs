@@ -52,6 +52,29 @@ impl Window {
         Decision::from_count(self.count, limit, reset_after_ms)
     }
 
+    /// What the window holds at `now_ms` and the milliseconds until it resets (0 and a full
+    /// period when no window is open). For token budgets: read before a request, charged after.
+    pub fn used(&self, now_ms: u64, period_ms: u64) -> (u64, u64) {
+        if self.count == 0 || self.expired(now_ms, period_ms) {
+            return (0, period_ms);
+        }
+        (
+            self.count,
+            self.start_ms
+                .saturating_add(period_ms)
+                .saturating_sub(now_ms),
+        )
+    }
+
+    /// Adds `amount` (tokens) at `now_ms`, opening a new window if none is live.
+    pub fn add(&mut self, now_ms: u64, period_ms: u64, amount: u64) {
+        if self.count == 0 || self.expired(now_ms, period_ms) {
+            self.start_ms = now_ms;
+            self.count = 0;
+        }
+        self.count = self.count.saturating_add(amount);
+    }
+
     /// True once the window has ended: the entry can be forgotten.
     pub fn expired(&self, now_ms: u64, period_ms: u64) -> bool {
         now_ms >= self.start_ms.saturating_add(period_ms)
@@ -81,6 +104,22 @@ mod tests {
         let fresh = window.hit(61_000, period, 3);
         assert!(fresh.allowed);
         assert_eq!(fresh.remaining, 2);
+    }
+
+    #[test]
+    fn token_budgets_are_read_then_charged() {
+        let mut window = Window::default();
+        assert_eq!(window.used(0, 1_000), (0, 1_000));
+        window.add(100, 1_000, 7);
+        window.add(200, 1_000, 5);
+        assert_eq!(window.used(300, 1_000), (12, 800));
+        assert_eq!(
+            window.used(1_100, 1_000),
+            (0, 1_000),
+            "the window opened at 100 ms"
+        );
+        window.add(1_100, 1_000, 3);
+        assert_eq!(window.used(1_100, 1_000), (3, 1_000));
     }
 
     #[test]
