@@ -260,10 +260,11 @@ fn run(args: &Args) -> Result<bool, String> {
         log_path: log_path.clone(),
     };
     let load_before = process::load_average();
+    // Taken before the run: other work may commit while it goes on.
+    let revision = gateway_revision();
     println!(
-        "Switchyard soak test on {}; gateway source {}",
+        "Switchyard soak test on {}; gateway source {revision}",
         process::machine(),
-        gateway_revision()
     );
     println!(
         "{} min at {} req/s, gateway {} worker(s), seed {}, load average {:.2}; files in {}",
@@ -317,6 +318,7 @@ fn run(args: &Args) -> Result<bool, String> {
     let passed = driven.tally.unexpected == 0 && memory_ok && checks_ok && canary_hits.is_empty();
     let report = json_report(JsonInputs {
         args,
+        revision: &revision,
         driven: &driven,
         memory: &memory,
         checks: &checks,
@@ -1111,6 +1113,7 @@ fn print_report(
 
 struct JsonInputs<'a> {
     args: &'a Args,
+    revision: &'a str,
     driven: &'a Driven,
     memory: &'a Memory,
     checks: &'a [Check],
@@ -1151,7 +1154,7 @@ fn json_report(i: JsonInputs<'_>) -> Value {
         "passed": i.passed,
         "command": format!("cargo bench --bench soak -- {}", command_line.join(" ")),
         "machine": process::machine(),
-        "gateway_revision": gateway_revision(),
+        "gateway_revision": i.revision,
         "load_average_before": i.load_before,
         "load_average_after": i.load_after,
         "minutes": i.args.minutes,
