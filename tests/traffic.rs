@@ -211,3 +211,38 @@ async fn a_stream_that_already_started_is_never_retried() {
     );
     assert_eq!(upstream.request_count(), 1);
 }
+
+#[actix_rt::test]
+async fn a_half_open_probe_answered_with_a_client_error_does_not_wedge_the_breaker() {
+    let upstream = Upstream::start();
+    let yaml = format!(
+        "endpoints:\n{}",
+        endpoint(
+            "fragile",
+            &upstream,
+            "    circuit_breaker:\n      failure_threshold: 2\n      open_ms: 300\n"
+        )
+    );
+    let gw = Gateway::start(&yaml);
+    let url = gw.url("/endpoints/fragile/invocations");
+    upstream.push(failing(500));
+    upstream.push(failing(500));
+    assert_eq!(post_json(&url, &chat()).await.status, 500);
+    assert_eq!(post_json(&url, &chat()).await.status, 500);
+    assert_eq!(post_json(&url, &chat()).await.status, 503, "open");
+    actix_rt::time::sleep(Duration::from_millis(400)).await;
+    upstream.push(failing(400));
+    assert_eq!(
+        post_json(&url, &chat()).await.status,
+        400,
+        "the half-open probe"
+    );
+    upstream.set_fallback(ok_reply("fine"));
+    let reply = post_json(&url, &chat()).await;
+    assert_eq!(
+        reply.status, 200,
+        "the circuit stayed wedged: {}",
+        reply.text
+    );
+    assert_eq!(upstream.request_count(), 4);
+}

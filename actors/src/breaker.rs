@@ -75,6 +75,13 @@ impl CircuitBreaker {
         self.probe_in_flight.store(false, Ordering::Release);
     }
 
+    /// Frees the half-open probe slot without judging the provider: the probe ended in a way
+    /// that says nothing about its health (the client left, or it was a client error). Without
+    /// this, a probe that never reports would keep the circuit half-open and refusing forever.
+    pub fn release_probe(&self) {
+        self.probe_in_flight.store(false, Ordering::Release);
+    }
+
     pub fn record_failure(&self, now_ms: u64) {
         let failures = self.consecutive_failures.fetch_add(1, Ordering::AcqRel) + 1;
         let probing = self.probe_in_flight.swap(false, Ordering::AcqRel);
@@ -182,6 +189,18 @@ mod tests {
         b.record_success();
         assert_eq!(b.state(2_020), BreakerState::Closed);
         assert!(b.allow(2_020) && b.allow(2_021));
+    }
+
+    #[test]
+    fn a_probe_that_reports_nothing_does_not_wedge_the_circuit() {
+        let b = breaker();
+        for t in 0..3 {
+            b.record_failure(t);
+        }
+        assert!(b.allow(1_002), "the probe");
+        assert!(!b.allow(1_003));
+        b.release_probe();
+        assert!(b.allow(1_004), "the next request may probe");
     }
 
     #[test]

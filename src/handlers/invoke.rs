@@ -268,9 +268,16 @@ async fn call_with_retries(
                 .metrics()
                 .upstream_error(name, provider, error.kind.label());
         }
-        if error.retryable() {
-            if let Some(breaker) = &breaker {
+        if let Some(breaker) = &breaker {
+            if error.retryable() {
                 breaker.record_failure(breakers.now_ms());
+            } else if error.origin() == Origin::Upstream && error.status < 500 {
+                // The provider answered (a 4xx about this request): it is up.
+                breaker.record_success();
+            } else {
+                // Nothing learnt about the provider (client left, our own refusal): free the
+                // half-open probe slot so the next request can probe.
+                breaker.release_probe();
             }
         }
         let Some(policy) = policy.filter(|_| !final_attempt && error.retryable()) else {
