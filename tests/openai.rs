@@ -1867,3 +1867,36 @@ async fn an_idle_stream_ends_with_an_error_event_after_the_idle_timeout() {
     }
     assert_logs_clean(&gw, &up);
 }
+
+#[actix_rt::test]
+async fn finished_streams_give_their_upstream_connection_back_to_the_pool() {
+    // After `[DONE]` the gateway reads the rest of the body (HTTP's last chunk), so one upstream
+    // connection serves stream after stream instead of a new connect per stream.
+    let up = Upstream::start();
+    let gw = Gateway::start(&config(&up));
+    for round in 0..6 {
+        up.push(Script::sse_events(&[upstream_chat_chunk(
+            json!({"content": "hi"}),
+            Value::Null,
+        )]));
+        let reply = call(
+            &gw,
+            &up,
+            "/endpoints/oa-chat/invocations",
+            &chat_stream_request(),
+        )
+        .await;
+        assert_sse(&reply, "stream");
+        assert_eq!(stream_chunks(&reply, "stream").0.len(), 1, "round {round}");
+        // The drain follows the client's end of stream; give it a moment before the next call.
+        actix_rt::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(up.request_count(), 6);
+    // awc replaces the very first pooled connection once (as it does for plain JSON calls too);
+    // without the drain every stream would open its own.
+    assert!(
+        up.connections() <= 2,
+        "{} connections for 6 streams",
+        up.connections()
+    );
+}

@@ -4,6 +4,8 @@
 //! are buffered until a blank line completes an event; only then is it decoded. Lines may end in
 //! `\n`, `\r\n` or `\r`, as the SSE specification allows.
 
+use std::borrow::Cow;
+
 use bytes::{Buf, BytesMut};
 
 /// One complete event. `data` joins multiple `data:` lines with `\n`, per the specification.
@@ -18,10 +20,17 @@ pub const MAX_EVENT_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug, Default)]
 pub struct SseDecoder {
+    /// Bytes of a line that has not ended yet (usually empty between reads).
     buffer: BytesMut,
-    /// Fields of the event being assembled from already-complete lines.
+    pending: PendingEvent,
+}
+
+/// Fields of the event being assembled from already-complete lines.
+#[derive(Debug, Default)]
+struct PendingEvent {
     event: Option<String>,
-    data: Vec<String>,
+    /// `data:` lines joined with `\n` as they arrive.
+    data: String,
     has_data: bool,
 }
 
@@ -37,16 +46,18 @@ impl SseDecoder {
 
     /// Feeds one network read; returns every event it completed, in order.
     pub fn push(&mut self, bytes: &[u8]) -> Result<Vec<SseEvent>, SseError> {
-        self.buffer.extend_from_slice(bytes);
         let mut events = Vec::new();
-        while let Some((line_len, terminator_len)) = find_line(&self.buffer) {
-            let line = self.buffer.split_to(line_len);
-            self.buffer.advance(terminator_len);
-            if let Some(event) = self.take_line(&line) {
-                events.push(event);
-            }
+        if self.buffer.is_empty() {
+            // Reads usually end on an event boundary: decode straight from the read and keep
+            // only an unfinished line, instead of copying every read into the buffer first.
+            let consumed = self.pending.take_lines(bytes, &mut events);
+            self.buffer.extend_from_slice(&bytes[consumed..]);
+        } else {
+            self.buffer.extend_from_slice(bytes);
+            let consumed = self.pending.take_lines(&self.buffer, &mut events);
+            self.buffer.advance(consumed);
         }
-        if self.buffer.len() > MAX_EVENT_BYTES {
+        if self.buffer.len() > MAX_EVENT_BYTES || self.pending.data.len() > MAX_EVENT_BYTES {
             return Err(SseError::EventTooLarge);
         }
         Ok(events)
@@ -56,21 +67,41 @@ impl SseDecoder {
     pub fn finish(&mut self) -> Option<SseEvent> {
         if !self.buffer.is_empty() {
             let line = self.buffer.split();
-            if let Some(event) = self.take_line(&line) {
+            if let Some(event) = self.pending.take_line(&line) {
                 return Some(event);
             }
         }
-        self.dispatch()
+        self.pending.dispatch()
+    }
+}
+
+impl PendingEvent {
+    /// Takes every complete line of `bytes`, pushing the events they complete; returns how
+    /// many bytes were consumed (the rest is an unfinished line).
+    fn take_lines(&mut self, bytes: &[u8], events: &mut Vec<SseEvent>) -> usize {
+        let mut consumed = 0;
+        while let Some((line_len, terminator_len)) = find_line(&bytes[consumed..]) {
+            let line = &bytes[consumed..consumed + line_len];
+            consumed += line_len + terminator_len;
+            if let Some(event) = self.take_line(line) {
+                events.push(event);
+            }
+        }
+        consumed
     }
 
     fn take_line(&mut self, line: &[u8]) -> Option<SseEvent> {
         if line.is_empty() {
             return self.dispatch();
         }
-        let text = String::from_utf8_lossy(line);
-        if text.starts_with(':') {
+        if line[0] == b':' {
             return None; // a comment (keep-alive)
         }
+        // Valid UTF-8 is the rule; only a broken line pays for the lossy copy.
+        let text = match std::str::from_utf8(line) {
+            Ok(text) => Cow::Borrowed(text),
+            Err(_) => String::from_utf8_lossy(line),
+        };
         let (field, value) = match text.find(':') {
             Some(i) => {
                 let value = &text[i + 1..];
@@ -80,7 +111,10 @@ impl SseDecoder {
         };
         match field {
             "data" => {
-                self.data.push(value.to_owned());
+                if self.has_data {
+                    self.data.push('\n');
+                }
+                self.data.push_str(value);
                 self.has_data = true;
             }
             "event" => self.event = Some(value.to_owned()),
@@ -95,14 +129,14 @@ impl SseDecoder {
             return None;
         }
         self.has_data = false;
-        let data = std::mem::take(&mut self.data).join("\n");
+        let data = std::mem::take(&mut self.data);
         Some(SseEvent { event, data })
     }
 }
 
 /// Finds the first line ending: returns (line length, terminator length).
 fn find_line(buffer: &[u8]) -> Option<(usize, usize)> {
-    let position = buffer.iter().position(|&b| b == b'\n' || b == b'\r')?;
+    let position = memchr::memchr2(b'\n', b'\r', buffer)?;
     if buffer[position] == b'\n' {
         return Some((position, 1));
     }

@@ -336,7 +336,7 @@ pub async fn pump_events<F>(
             Ok(None) => {
                 // End of body: flush a final unterminated event, then stop.
                 if let Some(event) = decoder.finish() {
-                    if let Flow::Stop = forward(&sender, translate(&event)).await {
+                    if let Flow::Stop | Flow::Complete = forward(&sender, translate(&event)).await {
                         return;
                     }
                 }
@@ -362,6 +362,12 @@ pub async fn pump_events<F>(
             match forward(&sender, translate(event)).await {
                 Flow::Continue => {}
                 Flow::Stop => return,
+                Flow::Complete => {
+                    // The client's stream ends now; only then is the rest of the body read.
+                    drop(sender);
+                    drain_for_reuse(&mut response, &settings).await;
+                    return;
+                }
             }
         }
     }
@@ -369,7 +375,33 @@ pub async fn pump_events<F>(
 
 enum Flow {
     Continue,
+    /// The stream failed or the client left: the upstream connection is dropped.
     Stop,
+    /// The provider marked the stream complete.
+    Complete,
+}
+
+/// Most bytes read after a stream's end marker to keep its connection.
+const DRAIN_LIMIT_BYTES: usize = 64 * 1024;
+/// Longest wait for the rest of a body after a stream's end marker.
+const DRAIN_LIMIT_TIME: Duration = Duration::from_millis(500);
+
+/// Reads what follows a stream's end marker (usually only HTTP's last-chunk frame, already
+/// buffered) so the connection returns to the pool: dropping a response whose body is
+/// unfinished closes its connection, and opening a new one per stream costs more CPU than the
+/// whole translation. A provider that keeps sending after its end marker loses the connection.
+async fn drain_for_reuse(response: &mut UpstreamResponse, settings: &UpstreamSettings) {
+    let wait = DRAIN_LIMIT_TIME.min(settings.idle_timeout);
+    let mut drained = 0;
+    let drain = async {
+        while let Some(Ok(chunk)) = response.next().await {
+            drained += chunk.len();
+            if drained > DRAIN_LIMIT_BYTES {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(wait, drain).await;
 }
 
 async fn forward(
@@ -386,7 +418,7 @@ async fn forward(
             }
         }
         Ok(EventOutcome::Skip) => Flow::Continue,
-        Ok(EventOutcome::Done) => Flow::Stop,
+        Ok(EventOutcome::Done) => Flow::Complete,
         Err(error) => {
             let _ = sender.send(Err(error)).await;
             Flow::Stop

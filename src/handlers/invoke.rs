@@ -6,8 +6,9 @@ use actix_web::http::header::{self, ContentEncoding};
 use actix_web::{web, HttpRequest, HttpResponse};
 use bytes::{Bytes, BytesMut};
 use futures_util::StreamExt;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use actix_web::http::header::{HeaderName, HeaderValue};
 use switchyard_actors::breaker::Breakers;
@@ -386,62 +387,84 @@ pub fn event_stream(
     heartbeat: Duration,
     record: RequestRecord,
 ) -> HttpResponse {
+    /// An open stream; boxed, because the record is large and the state moves on every poll.
+    struct Open {
+        chunks: ChunkReceiver,
+        record: RequestRecord,
+        /// Fires `heartbeat` after the last write; re-armed lazily (see below).
+        beat: Pin<Box<tokio::time::Sleep>>,
+        last_write: Instant,
+    }
     enum State {
-        // Boxed: the record is large, and this state is moved on every poll.
-        Open(ChunkReceiver, Box<RequestRecord>),
+        Open(Box<Open>),
         Done,
     }
-    let body = futures_util::stream::unfold(
-        State::Open(chunks, Box::new(record)),
-        move |state| async move {
-            let State::Open(mut chunks, mut record) = state else {
-                return None;
-            };
-            let next = if heartbeat.is_zero() {
-                chunks.recv().await
-            } else {
-                match tokio::time::timeout(heartbeat, chunks.recv()).await {
-                    Ok(next) => next,
-                    Err(_) => {
-                        return Some((
-                            Ok(Bytes::from_static(b":\n\n")),
-                            State::Open(chunks, record),
-                        ))
+    let open = Open {
+        chunks,
+        record,
+        beat: Box::pin(tokio::time::sleep(heartbeat)),
+        last_write: Instant::now(),
+    };
+    let body = futures_util::stream::unfold(State::Open(Box::new(open)), move |state| async move {
+        let State::Open(mut open) = state else {
+            return None;
+        };
+        let next = if heartbeat.is_zero() {
+            open.chunks.recv().await
+        } else {
+            // One timer per stream, not one per chunk: a chunk only notes the time, and the
+            // timer, when it fires early, is pushed to `heartbeat` after the last write.
+            loop {
+                tokio::select! {
+                    biased;
+                    next = open.chunks.recv() => break next,
+                    () = open.beat.as_mut() => {
+                        let due = open.last_write + heartbeat;
+                        let now = Instant::now();
+                        if now < due {
+                            open.beat.as_mut().reset(due.into());
+                            continue;
+                        }
+                        open.last_write = now;
+                        open.beat.as_mut().reset((now + heartbeat).into());
+                        return Some((Ok(Bytes::from_static(b":\n\n")), State::Open(open)));
                     }
                 }
-            };
-            match next {
-                Some(Ok(chunk)) => {
-                    record.chunk_sent();
-                    if let Some(usage) = chunk.usage {
-                        record.usage(usage);
-                    }
-                    Some((
-                        Ok::<_, actix_web::Error>(frame(&chunk.json)),
-                        State::Open(chunks, record),
-                    ))
-                }
-                Some(Err(error)) => {
-                    log_failure(&error);
-                    let labels = record.labels();
-                    if error.origin() == Origin::Upstream {
-                        record.metrics().upstream_error(
-                            labels.endpoint,
-                            labels.provider,
-                            error.kind.label(),
-                        );
-                    }
-                    record.failed(error.kind.label());
-                    let event = serde_json::to_vec(&openai_error(&error)).unwrap_or_default();
-                    Some((Ok(frame(&event)), State::Done))
-                }
-                None if family == ApiFamily::OpenAi => {
-                    Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), State::Done))
-                }
-                None => None,
             }
-        },
-    );
+        };
+        open.last_write = Instant::now();
+        let record = &mut open.record;
+        match next {
+            Some(Ok(chunk)) => {
+                record.chunk_sent();
+                if let Some(usage) = chunk.usage {
+                    record.usage(usage);
+                }
+                Some((
+                    Ok::<_, actix_web::Error>(frame(&chunk.json)),
+                    State::Open(open),
+                ))
+            }
+            Some(Err(error)) => {
+                log_failure(&error);
+                let labels = record.labels();
+                if error.origin() == Origin::Upstream {
+                    record.metrics().upstream_error(
+                        labels.endpoint,
+                        labels.provider,
+                        error.kind.label(),
+                    );
+                }
+                record.failed(error.kind.label());
+                let event = serde_json::to_vec(&openai_error(&error)).unwrap_or_default();
+                Some((Ok(frame(&event)), State::Done))
+            }
+            None if family == ApiFamily::OpenAi => {
+                Some((Ok(Bytes::from_static(b"data: [DONE]\n\n")), State::Done))
+            }
+            None => None,
+        }
+    });
     HttpResponse::Ok()
         .content_type("text/event-stream; charset=utf-8")
         .insert_header(ContentEncoding::Identity)

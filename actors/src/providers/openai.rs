@@ -147,22 +147,19 @@ impl OpenAiWire {
         if data == "[DONE]" {
             return Ok(EventOutcome::Done);
         }
-        let Ok(value) = serde_json::from_str::<Value>(data) else {
-            // MLflow skips lines that are not JSON; a proxy should not fail a stream on a comment.
-            tracing::debug!("skipping a non-JSON stream event from the provider");
-            return Ok(EventOutcome::Skip);
+        // The common case parses straight into the typed chunk; anything unusual (an `error`
+        // event, a shape that does not fit, text that is not JSON) takes the general path,
+        // which decides exactly as before.
+        let wire = match serde_json::from_str::<WireChunk>(data) {
+            Ok(wire) if !wire.error => wire,
+            _ => match general_event(data)? {
+                Some(wire) => wire,
+                None => return Ok(EventOutcome::Skip),
+            },
         };
-        if let Some(error) = value.get("error") {
-            let message = error
-                .get("message")
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-                .unwrap_or_else(|| error.to_string());
-            return Err(GatewayError::new(ErrorKind::UpstreamStatus, 502, message));
-        }
         let chunk = match kind {
             EndpointType::Chat => {
-                let chunk = chat_chunk(value, self.provider.as_str())?;
+                let chunk = chat_chunk_from(wire, self.provider.as_str())?;
                 let usage = chunk
                     .usage
                     .as_ref()
@@ -173,7 +170,7 @@ impl OpenAiWire {
                 }
             }
             EndpointType::Completions => {
-                let chunk = completions_chunk(value)?;
+                let chunk = completions_chunk_from(wire)?;
                 let usage = chunk
                     .usage
                     .as_ref()
@@ -187,6 +184,27 @@ impl OpenAiWire {
         };
         Ok(EventOutcome::Chunk(chunk))
     }
+}
+
+/// A stream event the typed fast path did not take: `None` for text that is not JSON (MLflow
+/// skips such lines; a proxy should not fail a stream on a comment), an error for an upstream
+/// `error` event or a JSON value that is not a chunk.
+fn general_event(data: &str) -> Result<Option<WireChunk>, GatewayError> {
+    let Ok(value) = serde_json::from_str::<Value>(data) else {
+        tracing::debug!("skipping a non-JSON stream event from the provider");
+        return Ok(None);
+    };
+    if let Some(error) = value.get("error") {
+        let message = error
+            .get("message")
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+            .unwrap_or_else(|| error.to_string());
+        return Err(GatewayError::new(ErrorKind::UpstreamStatus, 502, message));
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|e| unexpected("stream event", e))
 }
 
 /// URL, auth headers and whether the body names the model, for `openai` / `azure` / `azuread`.
@@ -475,6 +493,13 @@ struct WireChunk {
     choices: Vec<WireChunkChoice>,
     #[serde(default)]
     usage: Option<Value>,
+    /// Whether the event has an `error` member (its content is read by [`general_event`]).
+    #[serde(default, deserialize_with = "present")]
+    error: bool,
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(deserializer: D) -> Result<bool, D::Error> {
+    serde::de::IgnoredAny::deserialize(deserializer).map(|_| true)
 }
 
 #[derive(Deserialize)]
@@ -514,6 +539,10 @@ fn parse_usage<T: for<'de> Deserialize<'de>>(
 pub fn chat_chunk(value: Value, provider: &str) -> Result<ChatChunk, GatewayError> {
     let wire: WireChunk =
         serde_json::from_value(value).map_err(|e| unexpected("stream event", e))?;
+    chat_chunk_from(wire, provider)
+}
+
+fn chat_chunk_from(wire: WireChunk, provider: &str) -> Result<ChatChunk, GatewayError> {
     Ok(ChatChunk {
         id: wire.id,
         object: wire
@@ -547,6 +576,10 @@ pub fn chat_chunk(value: Value, provider: &str) -> Result<ChatChunk, GatewayErro
 pub fn completions_chunk(value: Value) -> Result<CompletionsChunk, GatewayError> {
     let wire: WireChunk =
         serde_json::from_value(value).map_err(|e| unexpected("stream event", e))?;
+    completions_chunk_from(wire)
+}
+
+fn completions_chunk_from(wire: WireChunk) -> Result<CompletionsChunk, GatewayError> {
     Ok(CompletionsChunk {
         id: wire.id,
         object: "text_completion_chunk".to_owned(),
