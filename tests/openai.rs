@@ -1900,3 +1900,42 @@ async fn finished_streams_give_their_upstream_connection_back_to_the_pool() {
         up.connections()
     );
 }
+
+#[actix_rt::test]
+async fn a_silent_upstream_gets_heartbeat_comments_and_a_busy_one_none() {
+    // The heartbeat (300 ms by default) is what notices a client that left while the provider
+    // is silent; it must keep beating through a long gap and stay out of a busy stream.
+    let up = Upstream::start();
+    let gw = Gateway::start(&config(&up));
+    let chunk = |text: &str| upstream_chat_chunk(json!({"content": text}), Value::Null);
+    up.push(
+        Script::sse_events(&[chunk("a"), chunk("b")]).delay_part(1, Duration::from_millis(1300)),
+    );
+    let reply = call(
+        &gw,
+        &up,
+        "/endpoints/oa-chat/invocations",
+        &chat_stream_request(),
+    )
+    .await;
+    assert_sse(&reply, "silent stream");
+    let beats = reply.text.matches(":\n\n").count();
+    assert!(
+        (3..=5).contains(&beats),
+        "{beats} heartbeats in a 1.3 s gap: {:?}",
+        reply.text
+    );
+    assert_eq!(stream_chunks(&reply, "silent stream").0.len(), 2);
+
+    up.push(
+        Script::sse_events(&[chunk("a"), chunk("b"), chunk("c")]).gaps(Duration::from_millis(100)),
+    );
+    let reply = call(
+        &gw,
+        &up,
+        "/endpoints/oa-chat/invocations",
+        &chat_stream_request(),
+    )
+    .await;
+    assert_eq!(reply.text.matches(":\n\n").count(), 0, "{:?}", reply.text);
+}
