@@ -9,10 +9,17 @@ use crate::settings::{LogFormat, LogSettings};
 /// Keeps the log writer thread alive; logs written before it drops are flushed.
 pub type LogGuard = tracing_appender::non_blocking::WorkerGuard;
 
+/// Lines the writer thread's queue holds before a worker waits for it. The queue is allocated
+/// and initialised whole at start, so tracing-appender's default (128,000 lines, 4 MiB) would be
+/// a quarter of an idle gateway's memory; 8,192 lines still absorb a burst of access lines much
+/// longer than one `write(2)` takes.
+const LOG_QUEUE_LINES: usize = 8192;
+
 /// Installs the subscriber. Lines are handed to a writer thread, so a worker never blocks on a
 /// `write(2)` to stderr per request; the writer applies backpressure rather than dropping lines.
 pub fn init(settings: &LogSettings) -> LogGuard {
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_QUEUE_LINES)
         .lossy(false)
         .finish(std::io::stderr());
     let filter = EnvFilter::try_from_default_env()

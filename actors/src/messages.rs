@@ -103,5 +103,8 @@ impl StreamChunk {
 
 /// The bounded channel a streaming provider task fills. Dropping the receiver (client gone) makes
 /// the producer's next send fail, which ends the task and drops the upstream connection.
-pub type ChunkReceiver = mpsc::Receiver<Result<StreamChunk, GatewayError>>;
-pub type ChunkSender = mpsc::Sender<Result<StreamChunk, GatewayError>>;
+pub type ChunkReceiver = mpsc::Receiver<ChunkResult>;
+/// One item of a stream. The error is boxed: channel memory is reserved 32 items at a time per
+/// stream, and an unboxed error would make every item as large as the rare failure.
+pub type ChunkResult = Result<StreamChunk, Box<GatewayError>>;
+pub type ChunkSender = mpsc::Sender<ChunkResult>;

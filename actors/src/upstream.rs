@@ -39,6 +39,9 @@ pub fn build_client(settings: &UpstreamSettings) -> awc::Client {
 /// ask for compressed bodies, so none needs decoding).
 pub type UpstreamResponse = awc::ClientResponse;
 
+/// A provider response's body stream, without its head.
+pub type UpstreamBody = actix_web::dev::Payload;
+
 /// A provider request, ready to send.
 #[derive(Clone)]
 pub struct UpstreamRequest {
@@ -151,15 +154,18 @@ pub async fn read_body(
 }
 
 /// The next body chunk, bounded by the idle gap and the total deadline.
-async fn next_chunk(
-    response: &mut UpstreamResponse,
+async fn next_chunk<B>(
+    body: &mut B,
     settings: &UpstreamSettings,
     deadline: Instant,
-) -> Result<Option<Bytes>, GatewayError> {
+) -> Result<Option<Bytes>, GatewayError>
+where
+    B: futures_util::Stream<Item = Result<Bytes, PayloadError>> + Unpin,
+{
     let now = Instant::now();
     let remaining = deadline.saturating_duration_since(now);
     let wait = settings.idle_timeout.min(remaining);
-    match tokio::time::timeout(wait, response.next()).await {
+    match tokio::time::timeout(wait, body.next()).await {
         Ok(Some(Ok(chunk))) => Ok(Some(chunk)),
         Ok(Some(Err(error))) => Err(payload_error(error)),
         Ok(None) => Ok(None),
@@ -298,7 +304,7 @@ pub enum EventOutcome {
 /// the upstream response, which closes its connection). Mid-stream failures become a final `Err`
 /// item.
 pub async fn pump_events<F>(
-    mut response: UpstreamResponse,
+    response: UpstreamResponse,
     settings: UpstreamSettings,
     deadline: Instant,
     sender: crate::messages::ChunkSender,
@@ -308,6 +314,11 @@ pub async fn pump_events<F>(
 ) where
     F: FnMut(&SseEvent) -> Result<EventOutcome, GatewayError>,
 {
+    // Only the body is read from here on; the response head (its header map is a few KiB) is
+    // not kept for the whole life of a long stream.
+    let mut response = response;
+    let mut body = actix_web::HttpMessage::take_payload(&mut response);
+    drop(response);
     let mut decoder = FrameDecoder::new(framing);
     loop {
         // A client that leaves while the upstream is silent must still free the upstream
@@ -318,7 +329,7 @@ pub async fn pump_events<F>(
                 tracing::debug!("stream stopped: client went away");
                 return;
             }
-            next = next_chunk(&mut response, &settings, deadline) => next,
+            next = next_chunk(&mut body, &settings, deadline) => next,
         };
         let events = match next {
             Ok(Some(bytes)) => match decoder.push(&bytes) {
@@ -329,7 +340,7 @@ pub async fn pump_events<F>(
                         502,
                         "The provider sent an oversized stream event.",
                     );
-                    let _ = sender.send(Err(error)).await;
+                    let _ = sender.send(Err(Box::new(error))).await;
                     return;
                 }
             },
@@ -349,12 +360,12 @@ pub async fn pump_events<F>(
                         502,
                         "The provider's stream ended before it was complete.",
                     );
-                    let _ = sender.send(Err(error)).await;
+                    let _ = sender.send(Err(Box::new(error))).await;
                 }
                 return;
             }
             Err(error) => {
-                let _ = sender.send(Err(error)).await;
+                let _ = sender.send(Err(Box::new(error))).await;
                 return;
             }
         };
@@ -365,7 +376,7 @@ pub async fn pump_events<F>(
                 Flow::Complete => {
                     // The client's stream ends now; only then is the rest of the body read.
                     drop(sender);
-                    drain_for_reuse(&mut response, &settings).await;
+                    drain_for_reuse(&mut body, &settings).await;
                     return;
                 }
             }
@@ -390,11 +401,11 @@ const DRAIN_LIMIT_TIME: Duration = Duration::from_millis(500);
 /// buffered) so the connection returns to the pool: dropping a response whose body is
 /// unfinished closes its connection, and opening a new one per stream costs more CPU than the
 /// whole translation. A provider that keeps sending after its end marker loses the connection.
-async fn drain_for_reuse(response: &mut UpstreamResponse, settings: &UpstreamSettings) {
+async fn drain_for_reuse(body: &mut UpstreamBody, settings: &UpstreamSettings) {
     let wait = DRAIN_LIMIT_TIME.min(settings.idle_timeout);
     let mut drained = 0;
     let drain = async {
-        while let Some(Ok(chunk)) = response.next().await {
+        while let Some(Ok(chunk)) = body.next().await {
             drained += chunk.len();
             if drained > DRAIN_LIMIT_BYTES {
                 break;
@@ -420,7 +431,7 @@ async fn forward(
         Ok(EventOutcome::Skip) => Flow::Continue,
         Ok(EventOutcome::Done) => Flow::Complete,
         Err(error) => {
-            let _ = sender.send(Err(error)).await;
+            let _ = sender.send(Err(Box::new(error))).await;
             Flow::Stop
         }
     }

@@ -129,7 +129,7 @@ impl MockBackend {
                     502,
                     format!("The mock provider failed the stream after {sent} chunks (fail_after_chunks)."),
                 );
-                let _ = sender.send(Err(error)).await;
+                let _ = sender.send(Err(Box::new(error))).await;
                 return;
             }
             if sender.send(Ok(piece)).await.is_err() {
