@@ -1,13 +1,13 @@
 //! Noticing that a client hung up while its request waits for the provider. actix-web only learns
 //! of a closed connection when it writes to it, which for a non-streamed reply is after the
-//! provider answered; so each connection keeps a duplicate of its socket, and a request waiting
-//! on the provider peeks at it now and then: end-of-file means the client is gone, and the wait
-//! (with the upstream request and its connection) is dropped.
+//! provider answered; so a request that has waited a while on the provider peeks at its client's
+//! socket now and then: end-of-file means the client is gone, and the wait (with the upstream
+//! request and its connection) is dropped.
 
 use std::io::ErrorKind;
+use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, OwnedFd};
-use std::sync::Arc;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 use socket2::SockRef;
@@ -15,38 +15,61 @@ use socket2::SockRef;
 /// How often a waiting request looks at its client's socket.
 const CHECK_EVERY: Duration = Duration::from_millis(200);
 
-/// A duplicate of the client connection's socket, stored in the connection's data.
-#[derive(Clone)]
-pub struct ClientSocket(Arc<OwnedFd>);
+/// The client connection's socket, stored in the connection's data by number only: holding a
+/// duplicate for the connection's whole life would cost a descriptor per open connection (a
+/// third of the gateway's descriptors with 10,000 open streams). [`ClientSocket::gone`]
+/// duplicates it only for a wait that outlasts one check interval.
+///
+/// Not `Send`: it is only valid inside the request's own handler future, which actix polls while
+/// its connection (and so the descriptor) is open.
+#[derive(Clone, Copy)]
+pub struct ClientSocket {
+    fd: RawFd,
+    handler_only: PhantomData<*const ()>,
+}
 
 impl ClientSocket {
-    /// For `HttpServer::on_connect`: keeps a duplicate of plain TCP connections' sockets.
+    /// For `HttpServer::on_connect`: notes plain TCP connections' socket.
     pub fn capture(connection: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
         if let Some(tcp) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() {
-            if let Ok(fd) = tcp.as_fd().try_clone_to_owned() {
-                data.insert(ClientSocket(Arc::new(fd)));
-            }
+            data.insert(ClientSocket {
+                fd: tcp.as_raw_fd(),
+                handler_only: PhantomData,
+            });
         }
     }
 
-    /// True once the peer has closed its side (end-of-file or an error on peek). Bytes waiting
-    /// to be read (a pipelined request) mean the client is still there.
-    pub fn hung_up(&self) -> bool {
-        let mut probe = [MaybeUninit::<u8>::uninit(); 1];
-        match SockRef::from(&*self.0).peek(&mut probe) {
-            Ok(0) => true,
-            Ok(_) => false,
-            Err(error) => !matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted),
-        }
-    }
-
-    /// Resolves when the client hangs up; never, when it does not.
-    pub async fn gone(&self) {
+    /// Resolves when the client hangs up; never, when it does not. Must be polled only from the
+    /// handler future of a request on this connection.
+    pub async fn gone(self) {
+        tokio::time::sleep(CHECK_EVERY).await;
+        // SAFETY: the descriptor belongs to the connection that carries this request. actix
+        // polls a request's handler (and so this future) only from that connection's
+        // dispatcher, which owns the socket and closes it only when it is dropped, together
+        // with the handler; so the descriptor is open and is this connection's here.
+        let borrowed = unsafe { BorrowedFd::borrow_raw(self.fd) };
+        // The wait may still be pending after the connection is gone, so it keeps its own
+        // duplicate rather than the number, which a new connection could reuse.
+        let Ok(socket) = borrowed.try_clone_to_owned() else {
+            // Out of descriptors: unable to watch is not a hang-up, so never report one.
+            return std::future::pending().await;
+        };
         loop {
-            tokio::time::sleep(CHECK_EVERY).await;
-            if self.hung_up() {
+            if hung_up(&socket) {
                 return;
             }
+            tokio::time::sleep(CHECK_EVERY).await;
         }
+    }
+}
+
+/// True once the peer has closed its side (end-of-file or an error on peek). Bytes waiting to
+/// be read (a pipelined request) mean the client is still there.
+fn hung_up(socket: &OwnedFd) -> bool {
+    let mut probe = [MaybeUninit::<u8>::uninit(); 1];
+    match SockRef::from(&socket.as_fd()).peek(&mut probe) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(error) => !matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted),
     }
 }
