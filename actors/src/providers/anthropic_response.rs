@@ -151,8 +151,13 @@ pub(super) fn chat_usage(usage: &Map<String, Value>) -> ChatUsage {
     let output = count(OUTPUT);
     let cache_read = count(CACHE_READ);
     let cache_creation = count(CACHE_CREATION);
-    let prompt = input.map(|i| i + cache_read.unwrap_or(0) + cache_creation.unwrap_or(0));
-    let total = prompt.zip(output).map(|(p, o)| p + o);
+    // Saturating: the counts are the upstream's numbers, and a sum past u64::MAX must neither
+    // panic (debug) nor wrap to a small count that token budgets would undercharge (release).
+    let prompt = input.map(|i| {
+        i.saturating_add(cache_read.unwrap_or(0))
+            .saturating_add(cache_creation.unwrap_or(0))
+    });
+    let total = prompt.zip(output).map(|(p, o)| p.saturating_add(o));
     let mut extra: Map<String, Value> = usage
         .iter()
         .filter(|(key, _)| ![INPUT, OUTPUT, CACHE_READ, CACHE_CREATION].contains(&key.as_str()))

@@ -416,3 +416,20 @@ fn base64_data_urls() {
     assert_eq!(parse_base64_data_url("data:;base64,AAA="), None);
     assert_eq!(parse_base64_data_url("https://x/y.png"), None);
 }
+
+/// Usage counts are the upstream's numbers: sums past `u64::MAX` saturate instead of panicking
+/// (overflow checks) or wrapping to a tiny count that token budgets would undercharge.
+#[test]
+fn huge_usage_counts_saturate() {
+    let mut body = parse(fixture!("chat_response.json"));
+    body["usage"] = json!({
+        "input_tokens": u64::MAX,
+        "output_tokens": 1,
+        "cache_read_input_tokens": 1,
+        "cache_creation_input_tokens": 1,
+    });
+    let response = chat_response(body, "anthropic", CREATED).unwrap();
+    let usage = serde_json::to_value(&response.usage).unwrap();
+    assert_eq!(usage["prompt_tokens"], json!(u64::MAX));
+    assert_eq!(usage["total_tokens"], json!(u64::MAX));
+}

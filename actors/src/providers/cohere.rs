@@ -301,7 +301,12 @@ fn chat_usage(response: &Value) -> ChatUsage {
     let tokens = response.get("meta").and_then(|meta| meta.get("tokens"));
     let input = count(tokens, "input_tokens");
     let output = count(tokens, "output_tokens");
-    ChatUsage::new(input, output, input.zip(output).map(|(i, o)| i + o))
+    // Saturating: upstream numbers must not overflow (a panic, or a wrapped total).
+    ChatUsage::new(
+        input,
+        output,
+        input.zip(output).map(|(i, o)| i.saturating_add(o)),
+    )
 }
 
 /// `/chat`: one assistant choice with `text`; no finish reason (as MLflow).

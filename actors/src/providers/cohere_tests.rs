@@ -302,3 +302,15 @@ fn error_fixtures_map_to_mlflows_details() {
             .redact(&wire("command").secrets());
     assert_eq!(echoed.detail, json!({"message": "invalid api token ***"}));
 }
+
+/// `meta.tokens` are the upstream's numbers: their total saturates instead of overflowing.
+#[test]
+fn huge_token_counts_saturate() {
+    let mut body = json(fixture!("chat_response.json"));
+    body["meta"]["tokens"] = json!({"input_tokens": u64::MAX, "output_tokens": 11});
+    let response = chat_response(&body, "command", "cohere", NOW).unwrap();
+    assert_eq!(
+        serde_json::to_value(&response.usage).unwrap()["total_tokens"],
+        json!(u64::MAX)
+    );
+}

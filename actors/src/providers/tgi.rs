@@ -177,7 +177,8 @@ pub fn completions_response(
         CompletionsUsage {
             prompt_tokens: Some(prompt_tokens),
             completion_tokens: Some(completion_tokens),
-            total_tokens: Some(prompt_tokens + completion_tokens),
+            // `generated_tokens` is the upstream's number: saturate rather than overflow.
+            total_tokens: Some(prompt_tokens.saturating_add(completion_tokens)),
         },
     ))
 }
@@ -373,5 +374,14 @@ mod tests {
                 (status, ErrorKind::UpstreamStatus, json!(message))
             );
         }
+    }
+
+    /// `generated_tokens` is the upstream's number: the total saturates instead of overflowing.
+    #[test]
+    fn huge_generated_tokens_saturate() {
+        let body = json!({"generated_text": "x", "details": {"finish_reason": "length",
+            "generated_tokens": u64::MAX, "prefill": [{}]}});
+        let response = completions_response(body, "tgi-model", 1700000000).unwrap();
+        assert_eq!(response.usage.total_tokens, Some(u64::MAX));
     }
 }

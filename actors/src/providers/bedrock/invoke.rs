@@ -319,10 +319,12 @@ pub fn embeddings_response(
             Some(value) => serde_json::from_value(value.clone())
                 .map_err(|_| unexpected("embeddings response"))?,
         };
-        tokens += body
-            .get("inputTextTokenCount")
-            .and_then(Value::as_u64)
-            .unwrap_or(0);
+        // Saturating: the counts are the upstream's, and their sum must not overflow.
+        tokens = tokens.saturating_add(
+            body.get("inputTextTokenCount")
+                .and_then(Value::as_u64)
+                .unwrap_or(0),
+        );
         data.push(EmbeddingObject {
             object: "embedding".to_owned(),
             embedding: Embedding::Floats(embedding),

@@ -512,3 +512,13 @@ fn secrets_cover_every_configured_credential() {
     // Debug output (should a wire ever be logged) shows no credential.
     assert!(!format!("{w:?} {b:?}").contains("canary"));
 }
+
+/// Per-input `inputTextTokenCount`s are the upstream's numbers: their sum saturates instead of
+/// overflowing.
+#[test]
+fn huge_embeddings_token_counts_saturate() {
+    let wire = wire(static_keys(), "amazon.titan-embed-text-v1");
+    let body = json!({"embedding": [0.5], "inputTextTokenCount": u64::MAX});
+    let (_, usage) = wire.embeddings_response(vec![body.clone(), body]).unwrap();
+    assert_eq!(usage.input_tokens, Some(u64::MAX));
+}
