@@ -220,3 +220,39 @@ async fn streams_survive_five_reloads_without_a_failure() {
         .await
     );
 }
+
+#[actix_rt::test]
+async fn a_file_written_constantly_next_to_the_config_does_not_hold_back_a_reload() {
+    // Poll set to 60 s, so only the notify path can pick the change up; a log line appended
+    // every 50 ms beside the config keeps the directory's events coming throughout.
+    let gw = Gateway::start_with(
+        &config_with(&["a"]),
+        &[],
+        &[("SWITCHYARD_WATCH__POLL_INTERVAL_MS", "60000")],
+    );
+    let log = gw.config_path.with_file_name("busy.log");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let writer = {
+        let (log, stop) = (log.clone(), stop.clone());
+        std::thread::spawn(move || {
+            use std::io::Write;
+            let mut file = std::fs::File::create(&log).unwrap();
+            for _ in 0..200 {
+                if stop.load(std::sync::atomic::Ordering::SeqCst) {
+                    break;
+                }
+                writeln!(file, "busy").unwrap();
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    gw.save_config(&config_with(&["a", "b"]));
+    let visible = eventually(VISIBLE_WITHIN, || async {
+        endpoint_status(&gw, "b").await == 200
+    })
+    .await;
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    writer.join().unwrap();
+    assert!(visible, "the reload waited for the directory to go quiet");
+}

@@ -9,7 +9,7 @@
 //! see, such as the directory itself being removed and recreated.
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use actix::prelude::*;
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
@@ -26,6 +26,9 @@ pub struct WatchSettings {
     /// Interval of the fallback content check.
     pub poll_interval: Duration,
 }
+
+/// A burst of events postpones a check by at most this many debounce periods.
+const MAX_POSTPONE_FACTOR: u32 = 4;
 
 impl Default for WatchSettings {
     fn default() -> Self {
@@ -44,6 +47,8 @@ pub struct ConfigWatcher {
     /// Whether the file was missing at the last check (logged once, not every poll).
     missing: bool,
     pending: Option<SpawnHandle>,
+    /// When the current burst of events began (its first event since the last check).
+    burst_started: Option<Instant>,
     /// Kept alive for as long as the actor runs; dropping it stops the OS watch.
     notify: Option<RecommendedWatcher>,
     /// Identity of the watched directory, to re-arm notify when the directory is recreated.
@@ -66,6 +71,7 @@ impl ConfigWatcher {
             last_hash: Some(hash(initial_text.as_bytes())),
             missing: false,
             pending: None,
+            burst_started: None,
             notify: None,
             watched_dir: None,
         }
@@ -156,11 +162,21 @@ impl Handler<FileSystemEvent> for ConfigWatcher {
     type Result = ();
 
     fn handle(&mut self, _: FileSystemEvent, ctx: &mut Self::Context) {
+        // Each event restarts the quiet period, but a burst may postpone the check by at most
+        // `MAX_POSTPONE_FACTOR` debounce periods: events for any file in the directory count (a
+        // log written next to the config never goes quiet), and that must not hold back a reload.
+        let now = Instant::now();
+        let started = *self.burst_started.get_or_insert(now);
+        let cap = self.settings.debounce * MAX_POSTPONE_FACTOR;
+        if self.pending.is_some() && now.duration_since(started) >= cap {
+            return; // the pending check fires within one debounce period
+        }
         if let Some(handle) = self.pending.take() {
             ctx.cancel_future(handle);
         }
         self.pending = Some(ctx.run_later(self.settings.debounce, |watcher, _| {
             watcher.pending = None;
+            watcher.burst_started = None;
             watcher.check(false);
         }));
     }
