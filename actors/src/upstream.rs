@@ -304,7 +304,7 @@ pub enum EventOutcome {
 /// the upstream response, which closes its connection). Mid-stream failures become a final `Err`
 /// item.
 pub async fn pump_events<F>(
-    response: UpstreamResponse,
+    mut response: UpstreamResponse,
     settings: UpstreamSettings,
     deadline: Instant,
     sender: crate::messages::ChunkSender,
@@ -316,7 +316,6 @@ pub async fn pump_events<F>(
 {
     // Only the body is read from here on; the response head (its header map is a few KiB) is
     // not kept for the whole life of a long stream.
-    let mut response = response;
     let mut body = actix_web::HttpMessage::take_payload(&mut response);
     drop(response);
     let mut decoder = FrameDecoder::new(framing);
