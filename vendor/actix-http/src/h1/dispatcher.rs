@@ -40,9 +40,6 @@ const LW_BUFFER_SIZE: usize = 1024;
 const HW_BUFFER_SIZE: usize = 1024 * 8;
 const MAX_PIPELINED_MESSAGES: usize = 16;
 
-/// Write buffer capacity at which we reallocate it after flushing.
-const WRITE_BUFFER_RETENTION_LIMIT: usize = 1024 * 128;
-
 bitflags! {
     #[derive(Debug, Clone, Copy)]
     pub struct Flags: u8 {
@@ -189,9 +186,6 @@ pin_project! {
         // Number of bytes to busy-buffer before flushing.
         h1_write_buffer_size: usize,
 
-        // True if backing allocation of `write_buf` needs to be released.
-        write_buf_needs_reset: bool,
-
         codec: Codec,
     }
 }
@@ -308,7 +302,6 @@ where
                     read_buf: BytesMut::new(),
                     write_buf: BytesMut::new(),
                     h1_write_buffer_size: config.h1_write_buffer_size(),
-                    write_buf_needs_reset: false,
                     codec: Codec::new(config),
                 },
             },
@@ -360,24 +353,10 @@ where
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
-        let InnerDispatcherProj {
-            io,
-            write_buf,
-            h1_write_buffer_size,
-            write_buf_needs_reset,
-            ..
-        } = self.project();
+        // Switchyard patch: the drained buffer is always released below, so the retention
+        // bookkeeping upstream keeps here (a size check and a reset flag) is gone.
+        let InnerDispatcherProj { io, write_buf, .. } = self.project();
         let mut io = Pin::new(io.as_mut().unwrap());
-
-        // Allow normal buffer growth, but do not retain allocations caused by large response
-        // chunks on idle connections.
-        let retention_limit = (*h1_write_buffer_size).max(WRITE_BUFFER_RETENTION_LIMIT);
-
-        if write_buf.capacity() > retention_limit {
-            // Needs stored flag because `write_buf.advance(n)` reduces reported capacity without
-            // releasing the backing allocation.
-            *write_buf_needs_reset = true;
-        }
 
         let len = write_buf.len();
         let mut written = 0;
@@ -402,7 +381,6 @@ where
         // Switchyard patch: give the allocation back rather than keep it for the connection's
         // life, so a connection waiting between requests or stream chunks holds no write buffer.
         *write_buf = BytesMut::new();
-        *write_buf_needs_reset = false;
 
         // flush the I/O and check if get blocked
         io.poll_flush(cx)
