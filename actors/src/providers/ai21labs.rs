@@ -18,6 +18,7 @@ use crate::schema::{CompletionsChoice, CompletionsResponse, CompletionsUsage, Un
 use crate::upstream::UpstreamRequest;
 
 use super::openai::join_url;
+use crate::providers::wire_json::{request_body, request_object, response_body, unix_now};
 
 /// Our parameter names and AI21's, in the order MLflow checks them.
 const RENAMES: [(&str, &str); 3] = [
@@ -60,14 +61,7 @@ impl Ai21LabsWire {
         if kind != EndpointType::Completions {
             return Err(GatewayError::not_implemented(kind.route_word(), display));
         }
-        let payload = match serde_json::to_value(request) {
-            Ok(Value::Object(map)) => map,
-            _ => {
-                return Err(GatewayError::internal(
-                    "the request could not be serialised",
-                ))
-            }
-        };
+        let payload = request_object(request)?;
         let body = complete_body(payload)?;
         Ok(UpstreamRequest {
             url: join_url(&self.config.api_base, &format!("{}/complete", self.model)),
@@ -75,8 +69,7 @@ impl Ai21LabsWire {
                 "authorization",
                 format!("Bearer {}", self.config.api_key.expose()),
             )],
-            body: serde_json::to_vec(&body)
-                .map_err(|_| GatewayError::internal("the request could not be serialised"))?,
+            body: request_body(&body)?,
         })
     }
 
@@ -92,9 +85,7 @@ impl Ai21LabsWire {
             ));
         }
         let response = completions_response(body, &self.model, unix_now())?;
-        let bytes = serde_json::to_vec(&response)
-            .map(Bytes::from)
-            .map_err(|_| GatewayError::internal("a response could not be serialised"))?;
+        let bytes = response_body(&response)?;
         // AI21's J2 answer carries no token counts.
         Ok((bytes, Usage::new(None, None)))
     }
@@ -177,14 +168,6 @@ pub fn completions_response(
             .collect(),
         usage: CompletionsUsage::default(),
     })
-}
-
-/// Seconds since the epoch, for `created` (AI21's answer has no timestamp).
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -30,6 +30,9 @@ use crate::schema::{
 use crate::upstream::UpstreamRequest;
 
 use super::openai::join_url;
+use crate::providers::wire_json::{
+    request_body, request_not_serialisable, request_object, unix_now,
+};
 pub use response::AnthropicStream;
 
 /// `max_tokens` when the client sets neither it nor `max_completion_tokens`.
@@ -91,8 +94,7 @@ impl AnthropicWire {
                 ))
             }
         };
-        let body = serde_json::to_vec(&body)
-            .map_err(|_| GatewayError::internal("the request could not be serialised"))?;
+        let body = request_body(&body)?;
         Ok(UpstreamRequest {
             url: join_url(&self.config.api_base, path),
             headers: vec![
@@ -118,14 +120,6 @@ impl AnthropicWire {
     }
 }
 
-/// Seconds since the epoch, for `created` (Anthropic's bodies carry no timestamp; MLflow uses now).
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 fn invalid(message: impl Into<String>) -> GatewayError {
     GatewayError::new(ErrorKind::InvalidParameter, 422, message.into())
 }
@@ -133,15 +127,9 @@ fn invalid(message: impl Into<String>) -> GatewayError {
 /// The unified payload as MLflow dumps it (nulls dropped, extras kept), without any client
 /// `model` (the handlers never let one through; the configured model is what Anthropic gets).
 fn payload<T: serde::Serialize>(request: &T) -> Result<Map<String, Value>, GatewayError> {
-    match serde_json::to_value(request) {
-        Ok(Value::Object(mut map)) => {
-            map.shift_remove("model");
-            Ok(map)
-        }
-        _ => Err(GatewayError::internal(
-            "the request could not be serialised",
-        )),
-    }
+    let mut map = request_object(request)?;
+    map.shift_remove("model");
+    Ok(map)
 }
 
 /// Renames keys where they stand; a renamed key that already exists keeps its first position and
@@ -403,9 +391,8 @@ fn convert_messages(messages: &[Message]) -> Result<Vec<Value>, GatewayError> {
                     result.insert("tool_use_id".to_owned(), Value::from(id.clone()));
                 }
                 if let Some(content) = &message.content {
-                    let content = serde_json::to_value(content).map_err(|_| {
-                        GatewayError::internal("the request could not be serialised")
-                    })?;
+                    let content =
+                        serde_json::to_value(content).map_err(|_| request_not_serialisable())?;
                     result.insert("content".to_owned(), content);
                 }
                 let mut m = Map::new();
@@ -429,15 +416,9 @@ fn convert_messages(messages: &[Message]) -> Result<Vec<Value>, GatewayError> {
 /// and refuses unknown message keys, and MLflow drops `name` too, so forwarding it would only
 /// turn a working request into an upstream 400.
 fn message_map(message: &Message) -> Result<Map<String, Value>, GatewayError> {
-    match serde_json::to_value(message) {
-        Ok(Value::Object(mut map)) => {
-            map.shift_remove("name");
-            Ok(map)
-        }
-        _ => Err(GatewayError::internal(
-            "the request could not be serialised",
-        )),
-    }
+    let mut map = request_object(message)?;
+    map.shift_remove("name");
+    Ok(map)
 }
 
 /// A tool call's JSON arguments as the `tool_use` input object (MLflow: `json.loads`, and a 500
@@ -471,8 +452,7 @@ fn user_part(part: &ContentPart) -> Result<Value, GatewayError> {
             None => text_block(&format!("[unsupported image reference: {}]", image_url.url)),
         });
     }
-    serde_json::to_value(part)
-        .map_err(|_| GatewayError::internal("the request could not be serialised"))
+    serde_json::to_value(part).map_err(|_| request_not_serialisable())
 }
 
 /// `data:<mime>;base64,<data>` → `(mime, data)`; the MIME type runs to the first `;`.

@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 use crate::config::EndpointType;
 use crate::error::{ErrorKind, GatewayError};
 use crate::messages::{StreamChunk, Usage};
+use crate::providers::wire_json::{response_body, unreadable_because};
 use crate::schema::{
     ChatChoice, ChatChunk, ChatDelta, ChatResponse, ChatUsage, CompletionsResponse,
     CompletionsUsage, FunctionCall, PromptTokensDetails, ResponseMessage, ToolCall, ToolCallDelta,
@@ -37,29 +38,15 @@ pub(super) fn response(
                 response.usage.prompt_tokens,
                 response.usage.completion_tokens,
             );
-            Ok((serialize(&response)?, usage))
+            Ok((response_body(&response)?, usage))
         }
         EndpointType::Completions => {
             let response = completions_response(body, created)?;
-            Ok((serialize(&response)?, Usage::default()))
+            Ok((response_body(&response)?, Usage::default()))
         }
         // `request` refuses embeddings with a 501 before anything is sent.
         EndpointType::Embeddings => Err(GatewayError::not_implemented("embeddings", "Anthropic")),
     }
-}
-
-fn serialize<T: Serialize>(value: &T) -> Result<Bytes, GatewayError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|_| GatewayError::internal("a response could not be serialised"))
-}
-
-fn unexpected(what: &str, error: impl std::fmt::Display) -> GatewayError {
-    GatewayError::new(
-        ErrorKind::UpstreamProtocol,
-        502,
-        format!("The provider's {what} could not be read: {error}."),
-    )
 }
 
 #[derive(Deserialize)]
@@ -97,7 +84,7 @@ pub(super) fn chat_response(
     created: i64,
 ) -> Result<ChatResponse, GatewayError> {
     let wire: WireMessage =
-        serde_json::from_value(body).map_err(|e| unexpected("chat response", e))?;
+        serde_json::from_value(body).map_err(|e| unreadable_because("chat response", e))?;
     let mut text = String::new();
     let mut tool_calls = Vec::new();
     match &wire.content {
@@ -192,7 +179,7 @@ pub(super) fn completions_response(
     created: i64,
 ) -> Result<CompletionsResponse, GatewayError> {
     let wire: WireCompletion =
-        serde_json::from_value(body).map_err(|e| unexpected("completions response", e))?;
+        serde_json::from_value(body).map_err(|e| unreadable_because("completions response", e))?;
     let finish = match wire.stop_reason.as_deref() {
         Some("stop_sequence") => "stop",
         _ => "length",
@@ -240,7 +227,8 @@ impl AnthropicStream {
         if data.is_empty() {
             return Ok(EventOutcome::Skip);
         }
-        let value: Value = serde_json::from_str(data).map_err(|e| unexpected("stream event", e))?;
+        let value: Value =
+            serde_json::from_str(data).map_err(|e| unreadable_because("stream event", e))?;
         match value.get("type").and_then(Value::as_str) {
             Some("message_start") => {
                 self.start(&value);
@@ -280,7 +268,7 @@ impl AnthropicStream {
     fn chunk(&mut self, value: &Value) -> Result<StreamChunk, GatewayError> {
         let kind = value.get("type").and_then(Value::as_str).unwrap_or("");
         let (Some(id), Some(model)) = (self.id.clone(), self.model.clone()) else {
-            return Err(unexpected(
+            return Err(unreadable_because(
                 "stream",
                 "a content event came before message_start",
             ));
@@ -377,7 +365,7 @@ impl AnthropicStream {
             }
         }
         Ok(StreamChunk {
-            json: serialize(&chunk)?,
+            json: response_body(&chunk)?,
             usage,
         })
     }

@@ -11,13 +11,15 @@
 //! clock read for `created`.
 
 use bytes::Bytes;
-use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::openai::join_url;
 use crate::config::{CohereConfig, EndpointType, Provider};
 use crate::error::{ErrorKind, GatewayError};
 use crate::messages::{StreamChunk, Usage};
+use crate::providers::wire_json::{
+    request_body, request_object, response_body, unix_now, unreadable,
+};
 use crate::schema::{
     ChatChunk, ChatDelta, ChatRequest, ChatResponse, ChatUsage, CompletionsChoice,
     CompletionsChunk, CompletionsResponse, CompletionsUsage, ContentPart, Embedding,
@@ -50,14 +52,7 @@ impl CohereWire {
     /// The unified request as a Cohere HTTP request; MLflow's parameter rules fail here, before
     /// anything is sent.
     pub fn request(&self, request: &UnifiedRequest) -> Result<UpstreamRequest, GatewayError> {
-        let payload = match serde_json::to_value(request) {
-            Ok(Value::Object(map)) => map,
-            _ => {
-                return Err(GatewayError::internal(
-                    "the request could not be serialised",
-                ))
-            }
-        };
+        let payload = request_object(request)?;
         let (path, payload) = match request {
             UnifiedRequest::Chat(chat) => ("chat", chat_payload(payload, chat)?),
             UnifiedRequest::Completions(_) => ("generate", generate_payload(payload)?),
@@ -66,8 +61,7 @@ impl CohereWire {
         let mut body = Map::with_capacity(payload.len() + 1);
         body.insert("model".to_owned(), Value::String(self.model.clone()));
         body.extend(payload);
-        let body = serde_json::to_vec(&body)
-            .map_err(|_| GatewayError::internal("the request could not be serialised"))?;
+        let body = request_body(&body)?;
         Ok(UpstreamRequest {
             url: join_url(&self.config.api_base, path),
             headers: vec![(
@@ -92,14 +86,14 @@ impl CohereWire {
                     response.usage.prompt_tokens,
                     response.usage.completion_tokens,
                 );
-                Ok((serialize(&response)?, usage))
+                Ok((response_body(&response)?, usage))
             }
             EndpointType::Completions => Ok((
-                serialize(&completions_response(&body, &self.model, now)?)?,
+                response_body(&completions_response(&body, &self.model, now)?)?,
                 Usage::default(),
             )),
             EndpointType::Embeddings => Ok((
-                serialize(&embeddings_response(&body, &self.model)?)?,
+                response_body(&embeddings_response(&body, &self.model)?)?,
                 Usage::default(),
             )),
         }
@@ -135,12 +129,12 @@ impl CohereWire {
                     .filter(|u| u.prompt_tokens.is_some() || u.completion_tokens.is_some())
                     .map(|u| Usage::new(u.prompt_tokens, u.completion_tokens));
                 StreamChunk {
-                    json: serialize(&chunk)?,
+                    json: response_body(&chunk)?,
                     usage,
                 }
             }
             EndpointType::Completions => {
-                StreamChunk::new(serialize(&completions_chunk(&value, &self.model, now))?)
+                StreamChunk::new(response_body(&completions_chunk(&value, &self.model, now))?)
             }
             EndpointType::Embeddings => return Ok(EventOutcome::Skip),
         };
@@ -278,14 +272,6 @@ fn embed_payload(payload: Map<String, Value>) -> Result<Map<String, Value>, Gate
     Ok(rename(payload, &[("input", "texts")]))
 }
 
-fn unexpected(what: &str) -> GatewayError {
-    GatewayError::new(
-        ErrorKind::UpstreamProtocol,
-        502,
-        format!("The provider's {what} could not be read."),
-    )
-}
-
 /// Usage from a chat response (or a stream's final `response`): MLflow reads the legacy
 /// `token_count`; current v1 responses report `meta.tokens` instead, which is used when
 /// `token_count` is absent.
@@ -319,7 +305,7 @@ pub fn chat_response(
     let text = body
         .get("text")
         .and_then(Value::as_str)
-        .ok_or_else(|| unexpected("chat response"))?;
+        .ok_or_else(|| unreadable("chat response"))?;
     let id = body
         .get("response_id")
         .and_then(Value::as_str)
@@ -344,14 +330,14 @@ pub fn completions_response(
     let generations = body
         .get("generations")
         .and_then(Value::as_array)
-        .ok_or_else(|| unexpected("generate response"))?;
+        .ok_or_else(|| unreadable("generate response"))?;
     let choices = (0u32..)
         .zip(generations)
         .map(|(index, generation)| {
             let text = generation
                 .get("text")
                 .and_then(Value::as_str)
-                .ok_or_else(|| unexpected("generate response"))?;
+                .ok_or_else(|| unreadable("generate response"))?;
             Ok(CompletionsChoice {
                 index,
                 text: text.to_owned(),
@@ -382,7 +368,7 @@ pub fn embeddings_response(body: &Value, model: &str) -> Result<EmbeddingsRespon
         .transpose()
         .ok()
         .flatten()
-        .ok_or_else(|| unexpected("embed response"))?;
+        .ok_or_else(|| unreadable("embed response"))?;
     Ok(EmbeddingsResponse::new(
         model,
         vectors.into_iter().map(Embedding::Floats).collect(),
@@ -465,19 +451,6 @@ pub fn completions_chunk(line: &Value, model: &str, now: i64) -> CompletionsChun
 
 fn string(value: Option<&Value>) -> Option<String> {
     value.and_then(Value::as_str).map(str::to_owned)
-}
-
-fn serialize<T: Serialize>(value: &T) -> Result<Bytes, GatewayError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|_| GatewayError::internal("a response could not be serialised"))
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -19,13 +19,13 @@ mod tests;
 use std::collections::HashMap;
 
 use bytes::Bytes;
-use serde::Serialize;
 use serde_json::Value;
 
 use super::openai::join_url;
 use crate::config::{EndpointType, GeminiConfig, Provider};
 use crate::error::{ErrorKind, GatewayError};
 use crate::messages::{StreamChunk, Usage};
+use crate::providers::wire_json::{request_body, response_body, unix_now};
 use crate::schema::UnifiedRequest;
 use crate::sse::SseEvent;
 use crate::upstream::{EventOutcome, UpstreamRequest};
@@ -79,8 +79,7 @@ impl GeminiWire {
             url.push(if url.contains('?') { '&' } else { '?' });
             url.push_str("alt=sse");
         }
-        let body = serde_json::to_vec(&body)
-            .map_err(|_| GatewayError::internal("the request could not be serialised"))?;
+        let body = request_body(&body)?;
         Ok(UpstreamRequest {
             url,
             headers: vec![("x-goog-api-key", self.config.api_key.expose().to_owned())],
@@ -96,22 +95,21 @@ impl GeminiWire {
     ) -> Result<(Bytes, Usage), GatewayError> {
         let now = unix_now();
         let usage = gemini_response::token_usage(&body).unwrap_or_default();
-        let bytes = match kind {
-            EndpointType::Chat => serialize(&gemini_response::chat_response(
-                &body,
-                &self.model,
-                self.provider.as_str(),
-                now,
-            )?)?,
-            EndpointType::Completions => serialize(&gemini_response::completions_response(
-                &body,
-                &self.model,
-                now,
-            ))?,
-            EndpointType::Embeddings => {
-                serialize(&gemini_response::embeddings_response(&body, &self.model)?)?
-            }
-        };
+        let bytes =
+            match kind {
+                EndpointType::Chat => response_body(&gemini_response::chat_response(
+                    &body,
+                    &self.model,
+                    self.provider.as_str(),
+                    now,
+                )?)?,
+                EndpointType::Completions => response_body(
+                    &gemini_response::completions_response(&body, &self.model, now),
+                )?,
+                EndpointType::Embeddings => {
+                    response_body(&gemini_response::embeddings_response(&body, &self.model)?)?
+                }
+            };
         Ok((bytes, usage))
     }
 
@@ -174,10 +172,10 @@ impl GeminiStream {
                     &self.seen_calls,
                 )?;
                 gemini_response::count_calls(&body, &mut self.seen_calls);
-                serialize(&chunk)?
+                response_body(&chunk)?
             }
             EndpointType::Completions => {
-                serialize(&gemini_response::completions_chunk(&body, &self.model, now))?
+                response_body(&gemini_response::completions_chunk(&body, &self.model, now))?
             }
             EndpointType::Embeddings => return Ok(EventOutcome::Skip),
         };
@@ -202,17 +200,4 @@ fn stream_error(error: &Value) -> GatewayError {
         .filter(|code| (400..600).contains(code))
         .unwrap_or(502);
     GatewayError::new(ErrorKind::UpstreamStatus, status, message)
-}
-
-fn serialize<T: Serialize>(value: &T) -> Result<Bytes, GatewayError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|_| GatewayError::internal("a response could not be serialised"))
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }

@@ -10,6 +10,7 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use crate::error::{ErrorKind, GatewayError};
+use crate::providers::wire_json::{request_not_serialisable, request_object};
 use crate::schema::{
     ChatRequest, CompletionsRequest, ContentPart, EmbeddingsInput, Message, MessageContent,
     ResponseFormat, ResponseFormatKind, Tool, ToolChoice, ToolChoiceMode, ToolKind,
@@ -44,12 +45,7 @@ fn invalid(message: impl Into<String>) -> GatewayError {
 }
 
 fn to_map<T: Serialize>(value: &T) -> Result<Map<String, Value>, GatewayError> {
-    match serde_json::to_value(value) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(GatewayError::internal(
-            "the request could not be serialised",
-        )),
-    }
+    request_object(value)
 }
 
 /// The `generateContent` body for a chat request.
@@ -405,8 +401,6 @@ pub(super) fn embeddings_body(
     let batch = texts.len() != 1;
     match body {
         Value::Object(map) => Ok((map, batch)),
-        _ => Err(GatewayError::internal(
-            "the request could not be serialised",
-        )),
+        _ => Err(request_not_serialisable()),
     }
 }

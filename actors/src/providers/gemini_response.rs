@@ -11,9 +11,10 @@ use std::collections::HashMap;
 
 use serde_json::{Map, Value};
 
-use crate::error::{ErrorKind, GatewayError};
+use crate::error::GatewayError;
 use crate::messages::Usage;
 use crate::providers::pyjson::dumps;
+use crate::providers::wire_json::unreadable;
 use crate::schema::{
     ChatChoice, ChatChunk, ChatChunkChoice, ChatDelta, ChatResponse, ChatUsage, CompletionsChoice,
     CompletionsChunk, CompletionsChunkChoice, CompletionsResponse, CompletionsUsage, Embedding,
@@ -27,14 +28,6 @@ const USAGE_KEYS: [&str; 4] = [
     "totalTokenCount",
     "cachedContentTokenCount",
 ];
-
-fn unexpected(what: &str) -> GatewayError {
-    GatewayError::new(
-        ErrorKind::UpstreamProtocol,
-        502,
-        format!("The provider's {what} could not be read."),
-    )
-}
 
 /// MLflow's finish-reason rule: `MAX_TOKENS` → `length`, anything else lowercased; null and ""
 /// stay as they are.
@@ -92,7 +85,7 @@ fn function_calls(parts: &[Value]) -> Result<(Option<String>, Vec<Call>), Gatewa
         let name = call
             .get("name")
             .and_then(Value::as_str)
-            .ok_or_else(|| unexpected("function call"))?;
+            .ok_or_else(|| unreadable("function call"))?;
         // Gemini omits `args` for a call without arguments.
         let arguments = dumps(call.get("args").unwrap_or(&Value::Object(Map::new())));
         let id = match call.get("id").and_then(Value::as_str) {
@@ -273,7 +266,7 @@ pub(super) fn embeddings_response(
             let values = match item.get("values") {
                 None | Some(Value::Null) => Vec::new(),
                 Some(values) => serde_json::from_value::<Vec<f64>>(values.clone())
-                    .map_err(|_| unexpected("embeddings response"))?,
+                    .map_err(|_| unreadable("embeddings response"))?,
             };
             Ok(EmbeddingObject {
                 object: "embedding".to_owned(),

@@ -21,6 +21,9 @@ use crate::sse::SseEvent;
 use crate::upstream::{EventOutcome, UpstreamRequest};
 
 use super::openai::join_url;
+use crate::providers::wire_json::{
+    request_body, request_object, response_body, unix_now, unreadable_because,
+};
 
 /// Mistral's temperature range is 0–1 where the unified one is 0–2 (MLflow halves it for
 /// completions only).
@@ -90,7 +93,7 @@ impl MistralWire {
         Ok(UpstreamRequest {
             url: join_url(&self.config.api_base, path),
             headers: bearer(self.config.api_key.expose()),
-            body: to_vec(&body)?,
+            body: request_body(&body)?,
         })
     }
 
@@ -108,7 +111,7 @@ impl MistralWire {
                     response.usage.prompt_tokens,
                     response.usage.completion_tokens,
                 );
-                Ok((serialize(&response)?, usage))
+                Ok((response_body(&response)?, usage))
             }
             EndpointType::Completions => {
                 let response = completions_response(body, model, unix_now())?;
@@ -116,12 +119,12 @@ impl MistralWire {
                     response.usage.prompt_tokens,
                     response.usage.completion_tokens,
                 );
-                Ok((serialize(&response)?, usage))
+                Ok((response_body(&response)?, usage))
             }
             EndpointType::Embeddings => {
                 let response = embeddings_response(body, model)?;
                 Ok((
-                    serialize(&response)?,
+                    response_body(&response)?,
                     Usage::new(response.usage.prompt_tokens, None),
                 ))
             }
@@ -140,7 +143,7 @@ impl MistralWire {
         let usage = three_counts(value.get("usage")).map(|u| Usage::new(u.0, u.1));
         let chunk = chat_chunk(value, self.provider.as_str())?;
         Ok(EventOutcome::Chunk(StreamChunk {
-            json: serialize(&chunk)?,
+            json: response_body(&chunk)?,
             usage,
         }))
     }
@@ -251,7 +254,7 @@ fn content_text(content: &Value) -> Option<String> {
 /// Chat: choices renumbered by position, usage limited to the three counters.
 pub fn chat_response(body: Value, provider: &str) -> Result<ChatResponse, GatewayError> {
     let wire: WireChat =
-        serde_json::from_value(body).map_err(|e| unexpected("chat response", e))?;
+        serde_json::from_value(body).map_err(|e| unreadable_because("chat response", e))?;
     Ok(ChatResponse {
         id: Some(wire.id),
         object: wire.object,
@@ -304,7 +307,7 @@ pub fn completions_response(
     created: i64,
 ) -> Result<CompletionsResponse, GatewayError> {
     let wire: WireCompletions =
-        serde_json::from_value(body).map_err(|e| unexpected("completions response", e))?;
+        serde_json::from_value(body).map_err(|e| unreadable_because("completions response", e))?;
     Ok(CompletionsResponse {
         id: None,
         object: "text_completion".to_owned(),
@@ -349,7 +352,7 @@ struct WireEmbeddingsUsage {
 /// Embeddings: upstream indexes kept (not renumbered), the configured model.
 pub fn embeddings_response(body: Value, model: &str) -> Result<EmbeddingsResponse, GatewayError> {
     let wire: WireEmbeddings =
-        serde_json::from_value(body).map_err(|e| unexpected("embeddings response", e))?;
+        serde_json::from_value(body).map_err(|e| unreadable_because("embeddings response", e))?;
     Ok(EmbeddingsResponse {
         object: "list".to_owned(),
         data: embedding_objects(wire.data),
@@ -401,7 +404,7 @@ struct WireDelta {
 /// One chat chunk: indexes copied, `usage` null.
 pub fn chat_chunk(value: Value, provider: &str) -> Result<ChatChunk, GatewayError> {
     let wire: WireChunk =
-        serde_json::from_value(value).map_err(|e| unexpected("stream event", e))?;
+        serde_json::from_value(value).map_err(|e| unreadable_because("stream event", e))?;
     Ok(ChatChunk {
         id: Some(wire.id),
         object: wire.object,
@@ -440,14 +443,6 @@ pub fn chat_chunk(value: Value, provider: &str) -> Result<ChatChunk, GatewayErro
 // ------------------------------------------------------------------------------------------------
 // Helpers shared with `togetherai`.
 
-/// Seconds since the epoch, for the `created` MLflow stamps on bodies that have none.
-pub(super) fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0)
-}
-
 pub(super) fn bearer(key: &str) -> Vec<(&'static str, String)> {
     vec![("authorization", format!("Bearer {key}"))]
 }
@@ -455,15 +450,9 @@ pub(super) fn bearer(key: &str) -> Vec<(&'static str, String)> {
 /// The unified payload as MLflow dumps it (nulls dropped, extras kept), without a client
 /// `model`: the handlers refuse or consume it, and the configured model is the one sent.
 pub(super) fn payload<T: Serialize>(request: &T) -> Result<Map<String, Value>, GatewayError> {
-    match serde_json::to_value(request) {
-        Ok(Value::Object(mut map)) => {
-            map.shift_remove("model");
-            Ok(map)
-        }
-        _ => Err(GatewayError::internal(
-            "the request could not be serialised",
-        )),
-    }
+    let mut map = request_object(request)?;
+    map.shift_remove("model");
+    Ok(map)
 }
 
 /// `{"model": <configured>, **payload}`.
@@ -472,25 +461,6 @@ pub(super) fn model_first(model: Option<&str>, payload: Map<String, Value>) -> M
     body.insert("model".to_owned(), Value::from(model));
     body.extend(payload);
     body
-}
-
-pub(super) fn to_vec(body: &Map<String, Value>) -> Result<Vec<u8>, GatewayError> {
-    serde_json::to_vec(body)
-        .map_err(|_| GatewayError::internal("the request could not be serialised"))
-}
-
-pub(super) fn serialize<T: Serialize>(value: &T) -> Result<Bytes, GatewayError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|_| GatewayError::internal("a response could not be serialised"))
-}
-
-pub(super) fn unexpected(what: &str, error: impl std::fmt::Display) -> GatewayError {
-    GatewayError::new(
-        ErrorKind::UpstreamProtocol,
-        502,
-        format!("The provider's {what} could not be read: {error}."),
-    )
 }
 
 /// An OpenAI-like stream event's JSON: `None` at `[DONE]` (the end), `Some(Null)` for an empty
@@ -504,7 +474,8 @@ pub(super) fn stream_data(event: &SseEvent) -> Result<Option<Value>, GatewayErro
     if data == "[DONE]" {
         return Ok(None);
     }
-    let value: Value = serde_json::from_str(data).map_err(|e| unexpected("stream event", e))?;
+    let value: Value =
+        serde_json::from_str(data).map_err(|e| unreadable_because("stream event", e))?;
     if let Some(error) = value.get("error").filter(|e| !e.is_null()) {
         let message = error
             .get("message")

@@ -21,6 +21,7 @@ use crate::schema::{
 use crate::upstream::UpstreamRequest;
 
 use super::openai::join_url;
+use crate::providers::wire_json::{request_body, request_object, response_body, unix_now};
 
 /// Where pydantic's messages point for details; part of the text MLflow returns.
 const PYDANTIC_ERRORS: &str = "https://errors.pydantic.dev/2.14/v";
@@ -60,9 +61,8 @@ impl MlflowServingWire {
                 self.provider.display_name(),
             ));
         }
-        let body = invocation_body(kind, payload(request)?)?;
-        let body = serde_json::to_vec(&body)
-            .map_err(|_| GatewayError::internal("the request could not be serialised"))?;
+        let body = invocation_body(kind, request_object(request)?)?;
+        let body = request_body(&body)?;
         Ok(UpstreamRequest {
             url: join_url(&self.server_url, "invocations"),
             headers: Vec::new(),
@@ -77,28 +77,19 @@ impl MlflowServingWire {
     ) -> Result<(Bytes, Usage), GatewayError> {
         let created = unix_now();
         let bytes = match kind {
-            EndpointType::Chat => serialize(&chat_response(
+            EndpointType::Chat => response_body(&chat_response(
                 body,
                 &self.model,
                 self.provider.as_str(),
                 created,
             )?)?,
             EndpointType::Completions => {
-                serialize(&completions_response(body, &self.model, created)?)?
+                response_body(&completions_response(body, &self.model, created)?)?
             }
-            EndpointType::Embeddings => serialize(&embeddings_response(body, &self.model)?)?,
+            EndpointType::Embeddings => response_body(&embeddings_response(body, &self.model)?)?,
         };
         // A served model reports no token counts.
         Ok((bytes, Usage::new(None, None)))
-    }
-}
-
-fn payload(request: &UnifiedRequest) -> Result<Map<String, Value>, GatewayError> {
-    match serde_json::to_value(request) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(GatewayError::internal(
-            "the request could not be serialised",
-        )),
     }
 }
 
@@ -399,20 +390,6 @@ pub fn embeddings_response(body: Value, model: &str) -> Result<EmbeddingsRespons
         vectors.into_iter().map(Embedding::Floats).collect(),
         EmbeddingsUsage::default(),
     ))
-}
-
-fn serialize<T: serde::Serialize>(value: &T) -> Result<Bytes, GatewayError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|_| GatewayError::internal("a response could not be serialised"))
-}
-
-/// Seconds since the epoch, for `created` (a served model's answer has no timestamp).
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

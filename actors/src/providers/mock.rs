@@ -11,14 +11,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use base64::Engine;
-use bytes::Bytes;
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::config::{Endpoint, MockConfig};
 use crate::error::{ErrorKind, GatewayError};
 use crate::messages::{ChunkSender, InvokeReply, StreamChunk, Usage};
+use crate::providers::wire_json::{response_body, unix_now};
 use crate::schema::{
     ChatChunk, ChatDelta, ChatRequest, ChatResponse, ChatUsage, CompletionsChunk,
     CompletionsRequest, CompletionsResponse, CompletionsUsage, ContentPart, Embedding,
@@ -70,7 +69,7 @@ impl MockBackend {
                             .as_ref()
                             .map(|u| Usage::new(u.prompt_tokens, u.completion_tokens));
                         Ok(StreamChunk {
-                            json: serialize(chunk)?,
+                            json: response_body(chunk)?,
                             usage,
                         })
                     })
@@ -78,7 +77,7 @@ impl MockBackend {
                 UnifiedRequest::Completions(completions) => {
                     completion_chunks(completions, model, created, self.config.chunks)
                         .iter()
-                        .map(|chunk| Ok(StreamChunk::new(serialize(chunk)?)))
+                        .map(|chunk| Ok(StreamChunk::new(response_body(chunk)?)))
                         .collect::<Result<Vec<_>, GatewayError>>()
                 }
                 UnifiedRequest::Embeddings(_) => Ok(Vec::new()),
@@ -94,7 +93,7 @@ impl MockBackend {
                     response.usage.prompt_tokens,
                     response.usage.completion_tokens,
                 );
-                (serialize(&response)?, usage)
+                (response_body(&response)?, usage)
             }
             UnifiedRequest::Completions(completions) => {
                 let response = completions_response(completions, model, created);
@@ -102,12 +101,12 @@ impl MockBackend {
                     response.usage.prompt_tokens,
                     response.usage.completion_tokens,
                 );
-                (serialize(&response)?, usage)
+                (response_body(&response)?, usage)
             }
             UnifiedRequest::Embeddings(embeddings) => {
                 let response = embeddings_response(embeddings, model, self.config.embedding_dims);
                 let usage = Usage::new(response.usage.prompt_tokens, None);
-                (serialize(&response)?, usage)
+                (response_body(&response)?, usage)
             }
         };
         Ok(InvokeReply::Json { body, usage })
@@ -138,19 +137,6 @@ impl MockBackend {
             }
         }
     }
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-fn serialize<T: Serialize>(value: &T) -> Result<Bytes, GatewayError> {
-    serde_json::to_vec(value).map(Bytes::from).map_err(|err| {
-        GatewayError::internal(format!("could not serialise a mock response: {err}"))
-    })
 }
 
 /// Text of a message: the string content, or its text parts joined.

@@ -18,6 +18,7 @@ pub mod portkey;
 pub(crate) mod pyjson;
 pub mod tgi;
 pub mod togetherai;
+pub(crate) mod wire_json;
 
 use bytes::Bytes;
 use serde_json::Value;

@@ -23,6 +23,7 @@ use crate::schema::{
 use crate::upstream::UpstreamRequest;
 
 use super::openai::join_url;
+use crate::providers::wire_json::{request_body, request_object, response_body, unix_now};
 
 /// MosaicML's 500 messages that are really about the request (prompt or output too long).
 const CLIENT_FAULT_PREFIXES: [&str; 2] = [
@@ -60,14 +61,7 @@ impl MosaicMlWire {
                 self.provider.display_name(),
             ));
         }
-        let payload = match serde_json::to_value(request) {
-            Ok(Value::Object(map)) => map,
-            _ => {
-                return Err(GatewayError::internal(
-                    "the request could not be serialised",
-                ))
-            }
-        };
+        let payload = request_object(request)?;
         let body = match request {
             UnifiedRequest::Chat(chat) => chat_body(payload, &chat.messages)?,
             UnifiedRequest::Completions(_) => completions_body(payload)?,
@@ -76,8 +70,7 @@ impl MosaicMlWire {
         Ok(UpstreamRequest {
             url: join_url(&self.config.api_base, &format!("{}/v1/predict", self.model)),
             headers: vec![("authorization", self.config.api_key.expose().to_owned())],
-            body: serde_json::to_vec(&body)
-                .map_err(|_| GatewayError::internal("the request could not be serialised"))?,
+            body: request_body(&body)?,
         })
     }
 
@@ -95,16 +88,16 @@ impl MosaicMlWire {
         })?;
         let created = unix_now();
         let bytes = match kind {
-            EndpointType::Chat => serialize(&chat_response(
+            EndpointType::Chat => response_body(&chat_response(
                 outputs,
                 &self.model,
                 self.provider.as_str(),
                 created,
             )?)?,
             EndpointType::Completions => {
-                serialize(&completions_response(outputs, &self.model, created)?)?
+                response_body(&completions_response(outputs, &self.model, created)?)?
             }
-            EndpointType::Embeddings => serialize(&embeddings_response(outputs, &self.model)?)?,
+            EndpointType::Embeddings => response_body(&embeddings_response(outputs, &self.model)?)?,
         };
         // MosaicML's answers carry no token counts.
         Ok((bytes, Usage::new(None, None)))
@@ -363,20 +356,6 @@ pub fn embeddings_response(
         vectors.into_iter().map(Embedding::Floats).collect(),
         EmbeddingsUsage::default(),
     ))
-}
-
-fn serialize<T: serde::Serialize>(value: &T) -> Result<Bytes, GatewayError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|_| GatewayError::internal("a response could not be serialised"))
-}
-
-/// Seconds since the epoch, for `created` (MosaicML's answer has no timestamp).
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

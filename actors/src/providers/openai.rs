@@ -7,12 +7,15 @@
 //! extras, the `provider` field).
 
 use bytes::Bytes;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Map, Value};
 
 use crate::config::{EndpointType, OpenAiApiType, OpenAiCompatibleConfig, OpenAiConfig, Provider};
 use crate::error::{ErrorKind, GatewayError};
 use crate::messages::{StreamChunk, Usage};
+use crate::providers::wire_json::{
+    request_body, request_object, response_body, unreadable_because,
+};
 use crate::schema::{
     ChatChoice, ChatChunk, ChatChunkChoice, ChatDelta, ChatResponse, ChatUsage, CompletionsChoice,
     CompletionsChunk, CompletionsChunkChoice, CompletionsResponse, CompletionsUsage, Embedding,
@@ -79,14 +82,7 @@ impl OpenAiWire {
             EndpointType::Completions => "completions",
             EndpointType::Embeddings => "embeddings",
         };
-        let payload = match serde_json::to_value(request) {
-            Ok(Value::Object(map)) => map,
-            _ => {
-                return Err(GatewayError::internal(
-                    "the request could not be serialised",
-                ))
-            }
-        };
+        let payload = request_object(request)?;
         let (url, headers, send_model) = match &self.target {
             Target::OpenAi(config) => openai_target(config, path),
             Target::Compatible(config) => compatible_target(config, self.provider, path),
@@ -96,8 +92,7 @@ impl OpenAiWire {
             send_model.then_some(self.model.as_deref()).flatten(),
             request.is_stream(),
         );
-        let body = serde_json::to_vec(&body)
-            .map_err(|_| GatewayError::internal("the request could not be serialised"))?;
+        let body = request_body(&body)?;
         Ok(UpstreamRequest { url, headers, body })
     }
 
@@ -114,7 +109,7 @@ impl OpenAiWire {
                     response.usage.prompt_tokens,
                     response.usage.completion_tokens,
                 );
-                Ok((serialize(&response)?, usage))
+                Ok((response_body(&response)?, usage))
             }
             EndpointType::Completions => {
                 let response = completions_response(body)?;
@@ -122,12 +117,12 @@ impl OpenAiWire {
                     response.usage.prompt_tokens,
                     response.usage.completion_tokens,
                 );
-                Ok((serialize(&response)?, usage))
+                Ok((response_body(&response)?, usage))
             }
             EndpointType::Embeddings => {
                 let response = embeddings_response(body)?;
                 Ok((
-                    serialize(&response)?,
+                    response_body(&response)?,
                     Usage::new(response.usage.prompt_tokens, None),
                 ))
             }
@@ -165,7 +160,7 @@ impl OpenAiWire {
                     .as_ref()
                     .map(|u| Usage::new(u.prompt_tokens, u.completion_tokens));
                 StreamChunk {
-                    json: serialize(&chunk)?,
+                    json: response_body(&chunk)?,
                     usage,
                 }
             }
@@ -176,7 +171,7 @@ impl OpenAiWire {
                     .as_ref()
                     .map(|u| Usage::new(u.prompt_tokens, u.completion_tokens));
                 StreamChunk {
-                    json: serialize(&chunk)?,
+                    json: response_body(&chunk)?,
                     usage,
                 }
             }
@@ -204,7 +199,7 @@ fn general_event(data: &str) -> Result<Option<WireChunk>, GatewayError> {
     }
     serde_json::from_value(value)
         .map(Some)
-        .map_err(|e| unexpected("stream event", e))
+        .map_err(|e| unreadable_because("stream event", e))
 }
 
 /// URL, auth headers and whether the body names the model, for `openai` / `azure` / `azuread`.
@@ -323,20 +318,6 @@ fn wire_body(payload: Map<String, Value>, model: Option<&str>, stream: bool) -> 
     body
 }
 
-fn serialize<T: Serialize>(value: &T) -> Result<Bytes, GatewayError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|_| GatewayError::internal("a response could not be serialised"))
-}
-
-fn unexpected(what: &str, error: serde_json::Error) -> GatewayError {
-    GatewayError::new(
-        ErrorKind::UpstreamProtocol,
-        502,
-        format!("The provider's {what} could not be read: {error}."),
-    )
-}
-
 #[derive(Deserialize)]
 struct WireChat {
     id: Option<String>,
@@ -375,7 +356,7 @@ fn assistant() -> String {
 /// Chat: choices renumbered by position, message extras and top-level extras dropped.
 pub fn chat_response(body: Value, provider: &str) -> Result<ChatResponse, GatewayError> {
     let wire: WireChat =
-        serde_json::from_value(body).map_err(|e| unexpected("chat response", e))?;
+        serde_json::from_value(body).map_err(|e| unreadable_because("chat response", e))?;
     Ok(ChatResponse {
         id: wire.id,
         object: wire.object,
@@ -424,7 +405,7 @@ struct WireCompletionsChoice {
 /// Completions: text from `message.content`, else `text`, else empty.
 pub fn completions_response(body: Value) -> Result<CompletionsResponse, GatewayError> {
     let wire: WireCompletions =
-        serde_json::from_value(body).map_err(|e| unexpected("completions response", e))?;
+        serde_json::from_value(body).map_err(|e| unreadable_because("completions response", e))?;
     Ok(CompletionsResponse {
         id: wire.id,
         object: "text_completion".to_owned(),
@@ -462,7 +443,7 @@ struct WireEmbedding {
 
 pub fn embeddings_response(body: Value) -> Result<EmbeddingsResponse, GatewayError> {
     let wire: WireEmbeddings =
-        serde_json::from_value(body).map_err(|e| unexpected("embeddings response", e))?;
+        serde_json::from_value(body).map_err(|e| unreadable_because("embeddings response", e))?;
     Ok(EmbeddingsResponse {
         object: "list".to_owned(),
         data: wire
@@ -531,14 +512,14 @@ fn parse_usage<T: for<'de> Deserialize<'de>>(
         None | Some(Value::Null) => Ok(None),
         Some(value) => serde_json::from_value(value)
             .map(Some)
-            .map_err(|e| unexpected("stream usage", e)),
+            .map_err(|e| unreadable_because("stream usage", e)),
     }
 }
 
 /// One chat stream event: indexes copied (as MLflow does in streams), usage kept when present.
 pub fn chat_chunk(value: Value, provider: &str) -> Result<ChatChunk, GatewayError> {
     let wire: WireChunk =
-        serde_json::from_value(value).map_err(|e| unexpected("stream event", e))?;
+        serde_json::from_value(value).map_err(|e| unreadable_because("stream event", e))?;
     chat_chunk_from(wire, provider)
 }
 
@@ -575,7 +556,7 @@ fn chat_chunk_from(wire: WireChunk, provider: &str) -> Result<ChatChunk, Gateway
 /// `delta.content` and so breaks on them (DIFFERENCES #14); we read `text`, then `delta.content`.
 pub fn completions_chunk(value: Value) -> Result<CompletionsChunk, GatewayError> {
     let wire: WireChunk =
-        serde_json::from_value(value).map_err(|e| unexpected("stream event", e))?;
+        serde_json::from_value(value).map_err(|e| unreadable_because("stream event", e))?;
     completions_chunk_from(wire)
 }
 

@@ -11,13 +11,15 @@
 //! read for `created`.
 
 use bytes::Bytes;
-use serde::Serialize;
 use serde_json::{json, Map, Value};
 
 use super::openai::join_url;
 use crate::config::{EndpointType, PalmConfig, Provider};
 use crate::error::{ErrorKind, GatewayError};
 use crate::messages::Usage;
+use crate::providers::wire_json::{
+    request_body, request_object, response_body, unix_now, unreadable,
+};
 use crate::schema::{
     ChatChoice, ChatResponse, ChatUsage, CompletionsChoice, CompletionsResponse, CompletionsUsage,
     Embedding, EmbeddingsResponse, EmbeddingsUsage, ResponseMessage, UnifiedRequest,
@@ -55,21 +57,13 @@ impl PalmWire {
                 self.provider.display_name(),
             ));
         }
-        let payload = match serde_json::to_value(request) {
-            Ok(Value::Object(map)) => map,
-            _ => {
-                return Err(GatewayError::internal(
-                    "the request could not be serialised",
-                ))
-            }
-        };
+        let payload = request_object(request)?;
         let (method, body) = match kind {
             EndpointType::Chat => ("generateMessage", chat_payload(payload)?),
             EndpointType::Completions => ("generateText", text_payload(payload)?),
             EndpointType::Embeddings => ("batchEmbedText", embed_payload(payload)?),
         };
-        let body = serde_json::to_vec(&body)
-            .map_err(|_| GatewayError::internal("the request could not be serialised"))?;
+        let body = request_body(&body)?;
         Ok(UpstreamRequest {
             url: join_url(&self.config.api_base, &format!("{}:{method}", self.model)),
             headers: vec![("x-goog-api-key", self.config.api_key.expose().to_owned())],
@@ -85,16 +79,16 @@ impl PalmWire {
     ) -> Result<(Bytes, Usage), GatewayError> {
         let now = unix_now();
         let bytes = match kind {
-            EndpointType::Chat => serialize(&chat_response(
+            EndpointType::Chat => response_body(&chat_response(
                 &body,
                 &self.model,
                 self.provider.as_str(),
                 now,
             )?)?,
             EndpointType::Completions => {
-                serialize(&completions_response(&body, &self.model, now)?)?
+                response_body(&completions_response(&body, &self.model, now)?)?
             }
-            EndpointType::Embeddings => serialize(&embeddings_response(&body, &self.model)?)?,
+            EndpointType::Embeddings => response_body(&embeddings_response(&body, &self.model)?)?,
         };
         Ok((bytes, Usage::default()))
     }
@@ -195,14 +189,6 @@ fn embed_payload(payload: Map<String, Value>) -> Result<Map<String, Value>, Gate
     renamed(payload, &[("input", "texts")])
 }
 
-fn unexpected(what: &str) -> GatewayError {
-    GatewayError::new(
-        ErrorKind::UpstreamProtocol,
-        502,
-        format!("The provider's {what} could not be read."),
-    )
-}
-
 /// `candidates`, or none when PaLM filtered them all out (it then omits the key).
 fn candidates(body: &Value) -> &[Value] {
     body.get("candidates")
@@ -214,7 +200,7 @@ fn text_field<'a>(candidate: &'a Value, key: &str, what: &str) -> Result<&'a str
     candidate
         .get(key)
         .and_then(Value::as_str)
-        .ok_or_else(|| unexpected(what))
+        .ok_or_else(|| unreadable(what))
 }
 
 /// `generateMessage`: one choice per candidate, whose role is the candidate's `author`.
@@ -281,7 +267,7 @@ pub fn embeddings_response(body: &Value, model: &str) -> Result<EmbeddingsRespon
     let embeddings = body
         .get("embeddings")
         .and_then(Value::as_array)
-        .ok_or_else(|| unexpected("embeddings response"))?;
+        .ok_or_else(|| unreadable("embeddings response"))?;
     let vectors = embeddings
         .iter()
         .map(|item| {
@@ -289,7 +275,7 @@ pub fn embeddings_response(body: &Value, model: &str) -> Result<EmbeddingsRespon
                 .cloned()
                 .and_then(|value| serde_json::from_value::<Vec<f64>>(value).ok())
                 .map(Embedding::Floats)
-                .ok_or_else(|| unexpected("embeddings response"))
+                .ok_or_else(|| unreadable("embeddings response"))
         })
         .collect::<Result<Vec<_>, GatewayError>>()?;
     Ok(EmbeddingsResponse::new(
@@ -297,19 +283,6 @@ pub fn embeddings_response(body: &Value, model: &str) -> Result<EmbeddingsRespon
         vectors,
         EmbeddingsUsage::default(),
     ))
-}
-
-fn serialize<T: Serialize>(value: &T) -> Result<Bytes, GatewayError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|_| GatewayError::internal("a response could not be serialised"))
-}
-
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ use crate::schema::{CompletionsResponse, CompletionsUsage, UnifiedRequest};
 use crate::upstream::UpstreamRequest;
 
 use super::openai::join_url;
+use crate::providers::wire_json::{request_body, request_object, response_body, unix_now};
 
 /// TGI's temperature range is 0..100 where ours is 0..2.
 const TEMPERATURE_SCALE: f64 = 50.0;
@@ -59,11 +60,11 @@ impl TgiWire {
         if kind != EndpointType::Completions {
             return Err(GatewayError::not_implemented(kind.route_word(), display));
         }
-        let body = generate_body(payload(request)?)?;
+        let body = generate_body(request_object(request)?)?;
         Ok(UpstreamRequest {
             url: join_url(&self.server_url, "generate"),
             headers: Vec::new(),
-            body: to_bytes(&body)?,
+            body: request_body(&body)?,
         })
     }
 
@@ -83,17 +84,7 @@ impl TgiWire {
             response.usage.prompt_tokens,
             response.usage.completion_tokens,
         );
-        Ok((serialize(&response)?, usage))
-    }
-}
-
-/// The validated request as MLflow dumps it: nulls dropped, MLflow's key order.
-fn payload(request: &UnifiedRequest) -> Result<Map<String, Value>, GatewayError> {
-    match serde_json::to_value(request) {
-        Ok(Value::Object(map)) => Ok(map),
-        _ => Err(GatewayError::internal(
-            "the request could not be serialised",
-        )),
+        Ok((response_body(&response)?, usage))
     }
 }
 
@@ -181,25 +172,6 @@ pub fn completions_response(
             total_tokens: Some(prompt_tokens.saturating_add(completion_tokens)),
         },
     ))
-}
-
-fn to_bytes(value: &Value) -> Result<Vec<u8>, GatewayError> {
-    serde_json::to_vec(value)
-        .map_err(|_| GatewayError::internal("the request could not be serialised"))
-}
-
-fn serialize<T: serde::Serialize>(value: &T) -> Result<Bytes, GatewayError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|_| GatewayError::internal("a response could not be serialised"))
-}
-
-/// Seconds since the epoch, for `created` (TGI's answer has no timestamp).
-fn unix_now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

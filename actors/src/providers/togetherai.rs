@@ -22,10 +22,11 @@ use crate::sse::SseEvent;
 use crate::upstream::{EventOutcome, UpstreamRequest};
 
 use super::mistral::{
-    bearer, embedding_objects, model_first, payload, serialize, stream_data, three_counts, to_vec,
-    unexpected, RequiredUsage, WireEmbedding,
+    bearer, embedding_objects, model_first, payload, stream_data, three_counts, RequiredUsage,
+    WireEmbedding,
 };
 use super::openai::join_url;
+use crate::providers::wire_json::{request_body, response_body, unreadable_because};
 
 const MAX_TOKENS_REQUIRED: &str =
     "max_tokens is not present in payload.It is a required parameter for TogetherAI completions.";
@@ -68,7 +69,7 @@ impl TogetherAiWire {
         Ok(UpstreamRequest {
             url: join_url(&self.config.api_base, path),
             headers: bearer(self.config.api_key.expose()),
-            body: to_vec(&model_first(model, body))?,
+            body: request_body(&model_first(model, body))?,
         })
     }
 
@@ -86,7 +87,7 @@ impl TogetherAiWire {
                     response.usage.prompt_tokens,
                     response.usage.completion_tokens,
                 );
-                Ok((serialize(&response)?, usage))
+                Ok((response_body(&response)?, usage))
             }
             EndpointType::Completions => {
                 let response = completions_response(body, model)?;
@@ -94,10 +95,10 @@ impl TogetherAiWire {
                     response.usage.prompt_tokens,
                     response.usage.completion_tokens,
                 );
-                Ok((serialize(&response)?, usage))
+                Ok((response_body(&response)?, usage))
             }
             EndpointType::Embeddings => Ok((
-                serialize(&embeddings_response(body, model)?)?,
+                response_body(&embeddings_response(body, model)?)?,
                 Usage::default(),
             )),
         }
@@ -118,8 +119,10 @@ impl TogetherAiWire {
         let usage = three_counts(value.get("usage")).map(|u| Usage::new(u.0, u.1));
         let model = self.model.as_deref().unwrap_or_default();
         let json = match kind {
-            EndpointType::Chat => serialize(&chat_chunk(value, model, self.provider.as_str())?)?,
-            EndpointType::Completions => serialize(&completions_chunk(value, model)?)?,
+            EndpointType::Chat => {
+                response_body(&chat_chunk(value, model, self.provider.as_str())?)?
+            }
+            EndpointType::Completions => response_body(&completions_chunk(value, model)?)?,
             EndpointType::Embeddings => return Ok(EventOutcome::Skip),
         };
         Ok(EventOutcome::Chunk(StreamChunk { json, usage }))
@@ -188,7 +191,7 @@ pub fn chat_response(
     provider: &str,
 ) -> Result<ChatResponse, GatewayError> {
     let wire: WireChat =
-        serde_json::from_value(body).map_err(|e| unexpected("chat response", e))?;
+        serde_json::from_value(body).map_err(|e| unreadable_because("chat response", e))?;
     Ok(ChatResponse {
         id: Some(wire.id),
         object: "chat.completion".to_owned(),
@@ -234,7 +237,7 @@ struct WireText {
 /// Completions: id and created copied, the configured model, no finish reason.
 pub fn completions_response(body: Value, model: &str) -> Result<CompletionsResponse, GatewayError> {
     let wire: WireCompletions =
-        serde_json::from_value(body).map_err(|e| unexpected("completions response", e))?;
+        serde_json::from_value(body).map_err(|e| unreadable_because("completions response", e))?;
     Ok(CompletionsResponse {
         id: Some(wire.id),
         object: "text_completion".to_owned(),
@@ -266,7 +269,7 @@ struct WireEmbeddings {
 /// Embeddings: vectors and indexes copied, the configured model, no usage (MLflow's).
 pub fn embeddings_response(body: Value, model: &str) -> Result<EmbeddingsResponse, GatewayError> {
     let wire: WireEmbeddings =
-        serde_json::from_value(body).map_err(|e| unexpected("embeddings response", e))?;
+        serde_json::from_value(body).map_err(|e| unreadable_because("embeddings response", e))?;
     Ok(EmbeddingsResponse {
         object: "list".to_owned(),
         data: embedding_objects(wire.data),
@@ -315,7 +318,7 @@ impl WireChunkChoice {
 /// copied when present.
 pub fn chat_chunk(value: Value, model: &str, provider: &str) -> Result<ChatChunk, GatewayError> {
     let wire: WireChunk =
-        serde_json::from_value(value).map_err(|e| unexpected("stream event", e))?;
+        serde_json::from_value(value).map_err(|e| unreadable_because("stream event", e))?;
     Ok(ChatChunk {
         id: wire.id,
         object: "chat.completion.chunk".to_owned(),
@@ -344,7 +347,7 @@ pub fn chat_chunk(value: Value, model: &str, provider: &str) -> Result<ChatChunk
 /// usage (MLflow's completions chunks never carry it).
 pub fn completions_chunk(value: Value, model: &str) -> Result<CompletionsChunk, GatewayError> {
     let wire: WireChunk =
-        serde_json::from_value(value).map_err(|e| unexpected("stream event", e))?;
+        serde_json::from_value(value).map_err(|e| unreadable_because("stream event", e))?;
     Ok(CompletionsChunk {
         id: wire.id,
         object: "text_completion_chunk".to_owned(),

@@ -14,8 +14,8 @@ use crate::schema::{
 use crate::sse::SseEvent;
 use crate::upstream::EventOutcome;
 
-use super::{serialize, unexpected};
 use crate::providers::pyjson;
+use crate::providers::wire_json::{response_body, unreadable};
 
 fn invalid(detail: String) -> GatewayError {
     GatewayError::new(ErrorKind::InvalidParameter, 422, detail)
@@ -182,7 +182,7 @@ pub fn response(
     now: i64,
 ) -> Result<ChatResponse, GatewayError> {
     if !body.is_object() {
-        return Err(unexpected("chat response"));
+        return Err(unreadable("chat response"));
     }
     let blocks = body
         .pointer("/output/message/content")
@@ -278,7 +278,7 @@ impl StreamTranslator {
             .as_ref()
             .map(|u| Usage::new(u.prompt_tokens, u.completion_tokens));
         Ok(EventOutcome::Chunk(StreamChunk {
-            json: serialize(&chunk)?,
+            json: response_body(&chunk)?,
             usage,
         }))
     }
@@ -316,7 +316,7 @@ impl StreamTranslator {
             ));
         }
         let body: Value =
-            serde_json::from_str(&event.data).map_err(|_| unexpected("stream event"))?;
+            serde_json::from_str(&event.data).map_err(|_| unreadable("stream event"))?;
         let index = || {
             body.get("contentBlockIndex")
                 .and_then(Value::as_u64)

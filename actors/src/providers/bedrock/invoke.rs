@@ -10,7 +10,7 @@ use crate::schema::{
     EmbeddingObject, EmbeddingsInput, EmbeddingsRequest, EmbeddingsResponse, EmbeddingsUsage,
 };
 
-use super::unexpected;
+use crate::providers::wire_json::{request_object, unreadable};
 
 /// Anthropic's default `max_tokens` in MLflow, and Bedrock's cap for the legacy completion API.
 const ANTHROPIC_DEFAULT_MAX_TOKENS: u64 = 8192;
@@ -54,11 +54,7 @@ pub fn family(model: &str) -> Result<Family, GatewayError> {
 /// `stream` and `stream_options` are dropped as well: InvokeModel never streams here (a
 /// streaming completions request got its 501 already), and the model bodies have no such keys.
 fn payload(request: &CompletionsRequest) -> Result<Map<String, Value>, GatewayError> {
-    let Ok(Value::Object(mut map)) = serde_json::to_value(request) else {
-        return Err(GatewayError::internal(
-            "the request could not be serialised",
-        ));
-    };
+    let mut map = request_object(request)?;
     if map.get("n") == Some(&json!(1)) {
         map.shift_remove("n");
     }
@@ -243,7 +239,7 @@ pub fn completions_response(
         value
             .and_then(Value::as_str)
             .map(str::to_owned)
-            .ok_or_else(|| unexpected("completions response"))
+            .ok_or_else(|| unreadable("completions response"))
     };
     let list = |key: &str| {
         body.get(key)
@@ -317,7 +313,7 @@ pub fn embeddings_response(
         let embedding: Vec<f64> = match body.get("embedding") {
             None => Vec::new(),
             Some(value) => serde_json::from_value(value.clone())
-                .map_err(|_| unexpected("embeddings response"))?,
+                .map_err(|_| unreadable("embeddings response"))?,
         };
         // Saturating: the counts are the upstream's, and their sum must not overflow.
         tokens = tokens.saturating_add(

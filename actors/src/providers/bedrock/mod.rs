@@ -33,6 +33,7 @@ use crate::messages::Usage;
 use crate::schema::UnifiedRequest;
 use crate::upstream::UpstreamRequest;
 
+use crate::providers::wire_json::{request_body, response_body};
 use credentials::AwsEnvironment;
 use invoke::Family;
 use sigv4::Credentials;
@@ -269,8 +270,7 @@ impl BedrockWire {
         if let Some(token) = bearer {
             headers.push(("authorization", format!("Bearer {token}")));
         }
-        let body = serde_json::to_vec(body)
-            .map_err(|_| GatewayError::internal("the request could not be serialised"))?;
+        let body = request_body(body)?;
         Ok(UpstreamRequest { url, headers, body })
     }
 
@@ -284,7 +284,7 @@ impl BedrockWire {
             response.usage.prompt_tokens,
             response.usage.completion_tokens,
         );
-        Ok((serialize(&response)?, usage))
+        Ok((response_body(&response)?, usage))
     }
 
     pub fn completions_response(
@@ -294,7 +294,7 @@ impl BedrockWire {
         now: i64,
     ) -> Result<(Bytes, Usage), GatewayError> {
         let response = invoke::completions_response(family, body, &self.model, now)?;
-        Ok((serialize(&response)?, Usage::default()))
+        Ok((response_body(&response)?, Usage::default()))
     }
 
     pub fn embeddings_response(
@@ -303,25 +303,10 @@ impl BedrockWire {
     ) -> Result<(Bytes, Usage), GatewayError> {
         let response = invoke::embeddings_response(bodies, &self.model)?;
         let usage = Usage::new(response.usage.prompt_tokens, None);
-        Ok((serialize(&response)?, usage))
+        Ok((response_body(&response)?, usage))
     }
 
     pub fn stream_translator(&self) -> converse::StreamTranslator {
         converse::StreamTranslator::new(self.model.clone(), self.provider.as_str())
     }
-}
-
-fn serialize<T: Serialize>(value: &T) -> Result<Bytes, GatewayError> {
-    serde_json::to_vec(value)
-        .map(Bytes::from)
-        .map_err(|_| GatewayError::internal("a response could not be serialised"))
-}
-
-/// A 2xx body we could not read.
-fn unexpected(what: &str) -> GatewayError {
-    GatewayError::new(
-        ErrorKind::UpstreamProtocol,
-        502,
-        format!("The provider's {what} could not be read."),
-    )
 }
