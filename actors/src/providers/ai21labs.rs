@@ -18,7 +18,9 @@ use crate::schema::{CompletionsChoice, CompletionsResponse, CompletionsUsage, Un
 use crate::upstream::UpstreamRequest;
 
 use super::openai::join_url;
-use crate::providers::wire_json::{request_body, request_object, response_body, unix_now};
+use crate::providers::wire_json::{
+    request_body, request_object, response_body, unix_now, unreadable_because,
+};
 
 /// Our parameter names and AI21's, in the order MLflow checks them.
 const RENAMES: [(&str, &str); 3] = [
@@ -144,13 +146,8 @@ pub fn completions_response(
     model: &str,
     created: i64,
 ) -> Result<CompletionsResponse, GatewayError> {
-    let wire: WireComplete = serde_json::from_value(body).map_err(|e| {
-        GatewayError::new(
-            ErrorKind::UpstreamProtocol,
-            502,
-            format!("The provider's completions response could not be read: {e}."),
-        )
-    })?;
+    let wire: WireComplete =
+        serde_json::from_value(body).map_err(|e| unreadable_because("completions response", e))?;
     Ok(CompletionsResponse {
         id: None,
         object: "text_completion".to_owned(),

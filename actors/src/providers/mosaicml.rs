@@ -23,7 +23,9 @@ use crate::schema::{
 use crate::upstream::UpstreamRequest;
 
 use super::openai::join_url;
-use crate::providers::wire_json::{request_body, request_object, response_body, unix_now};
+use crate::providers::wire_json::{
+    request_body, request_object, response_body, unix_now, unreadable_because,
+};
 
 /// MosaicML's 500 messages that are really about the request (prompt or output too long).
 const CLIENT_FAULT_PREFIXES: [&str; 2] = [
@@ -79,13 +81,8 @@ impl MosaicMlWire {
         kind: EndpointType,
         body: Value,
     ) -> Result<(Bytes, Usage), GatewayError> {
-        let outputs: WireOutputs = serde_json::from_value(body).map_err(|e| {
-            GatewayError::new(
-                ErrorKind::UpstreamProtocol,
-                502,
-                format!("The provider's response could not be read: {e}."),
-            )
-        })?;
+        let outputs: WireOutputs =
+            serde_json::from_value(body).map_err(|e| unreadable_because("response", e))?;
         let created = unix_now();
         let bytes = match kind {
             EndpointType::Chat => response_body(&chat_response(
@@ -267,11 +264,7 @@ pub struct WireOutputs {
 }
 
 fn bad_output(what: &str) -> GatewayError {
-    GatewayError::new(
-        ErrorKind::UpstreamProtocol,
-        502,
-        format!("The provider's response could not be read: an output is not {what}."),
-    )
+    unreadable_because("response", format_args!("an output is not {what}"))
 }
 
 fn texts(outputs: WireOutputs) -> Result<Vec<String>, GatewayError> {

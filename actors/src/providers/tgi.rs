@@ -18,7 +18,9 @@ use crate::schema::{CompletionsResponse, CompletionsUsage, UnifiedRequest};
 use crate::upstream::UpstreamRequest;
 
 use super::openai::join_url;
-use crate::providers::wire_json::{request_body, request_object, response_body, unix_now};
+use crate::providers::wire_json::{
+    request_body, request_object, response_body, unix_now, unreadable_because,
+};
 
 /// TGI's temperature range is 0..100 where ours is 0..2.
 const TEMPERATURE_SCALE: f64 = 50.0;
@@ -150,13 +152,8 @@ pub fn completions_response(
     model: &str,
     created: i64,
 ) -> Result<CompletionsResponse, GatewayError> {
-    let wire: WireGenerate = serde_json::from_value(body).map_err(|e| {
-        GatewayError::new(
-            ErrorKind::UpstreamProtocol,
-            502,
-            format!("The provider's completions response could not be read: {e}."),
-        )
-    })?;
+    let wire: WireGenerate =
+        serde_json::from_value(body).map_err(|e| unreadable_because("completions response", e))?;
     let prompt_tokens = wire.details.prefill.len() as u64;
     let completion_tokens = wire.details.generated_tokens;
     Ok(CompletionsResponse::text(
