@@ -23,3 +23,4 @@ pub mod observe;
 pub mod openapi;
 pub mod server;
 pub mod settings;
+pub mod shutdown;

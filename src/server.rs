@@ -23,6 +23,7 @@ use crate::handlers::{metadata, mlflow, openai, ops, WorkerState};
 use crate::metrics::Metrics;
 use crate::observe::{request_id, RequestSpan};
 use crate::settings::Settings;
+use crate::shutdown::{GraceEnd, FINAL_WRITE_MARGIN};
 use tracing_actix_web::TracingLogger;
 
 /// Every path pattern the server routes, used by the trailing-slash redirect in the fallback.
@@ -163,6 +164,8 @@ pub async fn run(
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     tracing::info!(storage = limiter.storage_name(), "rate limits ready");
     let breakers = Arc::new(Breakers::new());
+    let grace = Duration::from_secs(settings.shutdown_grace_secs);
+    let grace_end = GraceEnd::after_sigterm(grace);
     let server = HttpServer::new(move || {
         // Runs once on each worker thread: that worker's dispatcher and provider actors live here.
         let snapshot = current.load_full();
@@ -184,6 +187,7 @@ pub async fn run(
                 metrics: metrics.clone(),
                 reloads: reloads.clone(),
                 key_policy: key_policy.clone(),
+                grace_end: grace_end.clone(),
             }))
             .wrap(TracingLogger::<RequestSpan>::new())
             .wrap(actix_web::middleware::from_fn(request_id))
@@ -193,7 +197,9 @@ pub async fn run(
     .workers(settings.workers)
     .keep_alive(Duration::from_secs(settings.keep_alive_secs))
     .client_request_timeout(Duration::from_millis(settings.client_request_timeout_ms))
-    .shutdown_timeout(settings.shutdown_grace_secs)
+    // Past the grace period the gateway ends what is left itself (`shutdown`); actix's forced
+    // stop comes a moment later, once those final answers are written.
+    .shutdown_timeout((grace + FINAL_WRITE_MARGIN).as_secs())
     .max_connections(settings.max_connections_per_worker)
     .listen(listener)?;
 

@@ -2,10 +2,10 @@
 //! connections are refused), lets in-flight requests and streams finish for up to
 //! `shutdown_grace_secs`, then exits 0. Idle keep-alive connections do not hold it up.
 //!
-//! What happens past the grace period is actix-web's forced stop: the workers are dropped, a
-//! stream still running is cut (its chunked body ends without the terminating chunk, so the
-//! client sees an incomplete body, never a fake `[DONE]`), and `server.run()` still returns Ok,
-//! so the exit code is 0 then too. SIGINT (Ctrl-C) and SIGQUIT are actix's immediate stop: no
+//! At the end of the grace period the gateway ends what is still running itself: a reply still
+//! awaited becomes a 503 with a JSON body, a stream gets a final error event and a properly ended
+//! body (never a fake `[DONE]`), and the exit code is 0. actix-web's forced stop comes a second
+//! later, once those are written. SIGINT (Ctrl-C) and SIGQUIT are actix's immediate stop: no
 //! drain.
 
 mod common;
@@ -227,7 +227,7 @@ async fn sigterm_while_idle_exits_0_promptly_even_with_a_keep_alive_connection_o
 }
 
 #[test]
-fn a_stream_longer_than_the_grace_period_is_cut_at_it_and_the_process_still_exits_0() {
+fn a_stream_longer_than_the_grace_period_ends_with_an_error_event_at_it_and_the_process_exits_0() {
     // 20 chunks 500 ms apart (10 s) against a 2 s grace period. Read from a plain socket, to see
     // exactly how the response ends on the wire.
     const GRACE: Duration = Duration::from_secs(2);
@@ -249,11 +249,11 @@ fn a_stream_longer_than_the_grace_period_is_cut_at_it_and_the_process_still_exit
     let mut wire = Vec::new();
     let mut buffer = [0u8; 8192];
     let mut signalled_at = None;
-    let ended = loop {
+    let mut ended_at = None;
+    loop {
         match socket.read(&mut buffer) {
-            Ok(0) => break "closed",
+            Ok(0) => break,
             Ok(n) => wire.extend_from_slice(&buffer[..n]),
-            Err(e) if e.kind() == ErrorKind::ConnectionReset => break "reset",
             Err(e) => panic!(
                 "read: {e} after {:?}",
                 signalled_at.map(|t: Instant| t.elapsed())
@@ -263,37 +263,125 @@ fn a_stream_longer_than_the_grace_period_is_cut_at_it_and_the_process_still_exit
             signalled_at = Some(Instant::now());
             gw.signal("TERM");
         }
-    };
-    let cut_after = signalled_at.expect("no event arrived").elapsed();
+        if ended_at.is_none() && wire.ends_with(b"\r\n0\r\n\r\n") {
+            ended_at = signalled_at.map(|t| t.elapsed());
+        }
+    }
+    let ended_after = ended_at.expect("the chunked body was never terminated");
     let text = String::from_utf8_lossy(&wire);
 
-    // Cut at the grace period (actix checks once a second), mid-stream: a 200 whose chunked body
-    // never gets its terminating chunk, with neither the finish chunk nor [DONE]. A client that
-    // checks its framing (curl, Python's http.client) reports an incomplete body; a lenient one
-    // sees the stream stop without [DONE] (/v1) or without a finish_reason (MLflow paths).
+    // Ended at the grace period, mid-stream: a 200 whose last event is the 503 error object and
+    // whose chunked body is properly terminated, with neither a finish chunk nor [DONE].
     assert!(
-        cut_after >= GRACE - Duration::from_millis(100)
-            && cut_after < GRACE + Duration::from_secs(3),
-        "stream ended ({ended}) {cut_after:?} after SIGTERM, grace {GRACE:?}"
+        ended_after >= GRACE - Duration::from_millis(100)
+            && ended_after < GRACE + Duration::from_secs(1),
+        "stream ended {ended_after:?} after SIGTERM, grace {GRACE:?}"
     );
     assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-    assert!(
-        text.to_ascii_lowercase()
-            .contains("transfer-encoding: chunked"),
-        "{text}"
-    );
-    assert!(
-        !text.ends_with("0\r\n\r\n"),
-        "the cut stream was terminated: {text}"
-    );
     assert!(!text.contains("[DONE]") && !text.contains(r#""finish_reason":"stop""#));
-    let events = text.matches("data: ").count();
-    assert!((3..20).contains(&events), "{events} events: {text}");
+    let events: Vec<Value> = text
+        .split("data: ")
+        .skip(1)
+        .map(|event| {
+            let json = &event[..event.find("\n\n").expect("event end")];
+            serde_json::from_str(json).expect("event json")
+        })
+        .collect();
+    assert!(
+        (4..20).contains(&events.len()),
+        "{} events: {text}",
+        events.len()
+    );
+    let last = events.last().unwrap();
+    assert_eq!(last["error"]["code"], "unavailable", "{last}");
+    assert_eq!(last["error"]["type"], "api_error", "{last}");
+    assert!(
+        last["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("shutting down"),
+        "{last}"
+    );
+    assert!(events[..events.len() - 1]
+        .iter()
+        .all(|event| event["choices"][0]["delta"]["content"].is_string()));
 
-    // The process exits right after, with 0: actix-web's forced stop after the grace period is
-    // still an orderly exit as far as it reports.
     let code = gw.wait_exit(Duration::from_secs(5));
     assert_eq!(code, Some(0), "logs:\n{}", gw.logs());
+    let logs = gw.logs();
+    assert!(logs.contains("grace period over"), "{logs}");
+    // Logged as the stream it was, failed for the shutdown.
+    assert!(
+        logs.lines().any(|l| l.contains("switchyard::access")
+            && l.contains("stream=true")
+            && l.contains("unavailable")),
+        "{logs}"
+    );
+}
+
+#[actix_rt::test]
+async fn replies_still_awaited_at_the_end_of_the_grace_period_become_503s() {
+    // The mock takes 10 s to answer; the grace period is 1 s. One request on each API family.
+    const GRACE: Duration = Duration::from_secs(1);
+    let config = format!(
+        "endpoints:\n{}",
+        mock_endpoint("sluggish", "llm/v1/chat", "latency_ms: 10000")
+    );
+    let mut gw = Gateway::start_with(
+        &config,
+        &[],
+        &[(
+            "SWITCHYARD_SHUTDOWN_GRACE_SECS",
+            &GRACE.as_secs().to_string(),
+        )],
+    );
+    let messages = json!([{"role": "user", "content": "hi"}]);
+    let mlflow = client()
+        .post(gw.url("/gateway/sluggish/invocations"))
+        .send_json(&json!({ "messages": messages }));
+    let openai = client()
+        .post(gw.url("/v1/chat/completions"))
+        .send_json(&json!({ "model": "sluggish", "messages": messages }));
+    let mut signalled_at = None;
+    let signal = async {
+        // Time for both requests to reach the mock, which then sleeps 10 s; ample on loopback.
+        actix_rt::time::sleep(Duration::from_millis(300)).await;
+        signalled_at = Some(Instant::now());
+        gw.signal("TERM");
+    };
+    let (mlflow, openai, ()) = futures_util::future::join3(mlflow, openai, signal).await;
+    let answered_after = signalled_at.unwrap().elapsed();
+    assert!(
+        answered_after >= GRACE - Duration::from_millis(100)
+            && answered_after < GRACE + Duration::from_secs(1),
+        "answered {answered_after:?} after SIGTERM"
+    );
+
+    let mut mlflow = mlflow.expect("MLflow-path reply");
+    assert_eq!(mlflow.status().as_u16(), 503);
+    let body: Value = mlflow.json().await.expect("MLflow-path JSON");
+    assert!(
+        body.to_string().contains("shutting down"),
+        "MLflow-path body: {body}"
+    );
+    let mut openai = openai.expect("/v1 reply");
+    assert_eq!(openai.status().as_u16(), 503);
+    let body: Value = openai.json().await.expect("/v1 JSON");
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("shutting down"),
+        "{body}"
+    );
+
+    assert_eq!(
+        gw.wait_exit(Duration::from_secs(5)),
+        Some(0),
+        "{}",
+        gw.logs()
+    );
 }
 
 #[actix_rt::test]

@@ -21,6 +21,7 @@ use switchyard_actors::schema::{self, UnifiedRequest};
 use crate::client_socket::ClientSocket;
 use crate::error::{error_response, openai_error, ApiFamily};
 use crate::observe::{RequestRecord, TokenCharge};
+use crate::shutdown::GraceEnd;
 
 /// Reads the whole body, refusing with 413 as soon as it passes `limit` bytes.
 pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, GatewayError> {
@@ -70,6 +71,8 @@ pub struct InvokeContext<'a> {
     pub heartbeat: Duration,
     /// The client's connection, watched for a hang-up while the provider works.
     pub client: Option<ClientSocket>,
+    /// The end of the SIGTERM grace period: a reply still awaited then becomes a 503.
+    pub grace_end: &'a GraceEnd,
 }
 
 /// Runs one request to completion: for each candidate endpoint (one, or a route's destinations
@@ -144,15 +147,7 @@ pub async fn invoke(
                 limit: budget.clone(),
             });
         }
-        match call_with_retries(
-            endpoint,
-            this_request,
-            ctx.breakers,
-            &record,
-            ctx.client.as_ref(),
-        )
-        .await
-        {
+        match call_with_retries(endpoint, this_request, ctx.breakers, &record, ctx).await {
             Ok(reply) => {
                 if position > 0 {
                     tracing::info!(endpoint = %endpoint.endpoint.name, position, "served by a fallback destination");
@@ -167,10 +162,7 @@ pub async fn invoke(
                             .body(body)
                     }
                     InvokeReply::Stream(chunks) => {
-                        return with_limit_headers(
-                            event_stream(chunks, ctx.family, ctx.heartbeat, record),
-                            decision,
-                        );
+                        return with_limit_headers(event_stream(chunks, ctx, record), decision);
                     }
                 };
                 if let Some(decision) = decision {
@@ -220,7 +212,7 @@ async fn call_with_retries(
     request: UnifiedRequest,
     breakers: &Breakers,
     record: &RequestRecord,
-    client: Option<&ClientSocket>,
+    ctx: &InvokeContext<'_>,
 ) -> Result<InvokeReply, GatewayError> {
     let name = endpoint.endpoint.name.as_str();
     let provider = endpoint.endpoint.model.provider.as_str();
@@ -255,7 +247,7 @@ async fn call_with_retries(
         }) else {
             return Err(GatewayError::internal("request lost between attempts"));
         };
-        let error = match call_provider(endpoint, this_request, client).await {
+        let error = match call_provider(endpoint, this_request, ctx).await {
             Ok(reply) => {
                 if let Some(breaker) = &breaker {
                     breaker.record_success();
@@ -303,7 +295,10 @@ async fn call_with_retries(
             kind = error.kind.label(),
             "retrying"
         );
-        tokio::time::sleep(Duration::from_millis(wait)).await;
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_millis(wait)) => {}
+            () = ctx.grace_end.reached() => return Err(shutting_down()),
+        }
     }
 }
 
@@ -327,14 +322,14 @@ fn rate_limit_headers(response: &mut HttpResponse, decision: &Decision) {
 async fn call_provider(
     endpoint: &EndpointTarget,
     request: UnifiedRequest,
-    client: Option<&ClientSocket>,
+    ctx: &InvokeContext<'_>,
 ) -> Result<InvokeReply, GatewayError> {
     // Held until the reply arrives: dropping it (the client left, or this future was dropped)
     // tells the provider to stop waiting on the upstream.
     let (_client_present, cancelled) = tokio::sync::oneshot::channel::<()>();
     let call = endpoint.provider.send(Invoke { request, cancelled });
     let gone = async {
-        match client {
+        match &ctx.client {
             Some(client) => client.gone().await,
             None => std::future::pending().await,
         }
@@ -351,7 +346,22 @@ async fn call_provider(
             tracing::debug!(endpoint = %endpoint.endpoint.name, "client hung up before the reply");
             Err(GatewayError::new(ErrorKind::Internal, 499, "The client closed the request."))
         }
+        () = ctx.grace_end.reached() => {
+            // Dropping the call here tells the provider to stop waiting on the upstream.
+            tracing::info!(endpoint = %endpoint.endpoint.name, "grace period over before the reply");
+            Err(shutting_down())
+        }
     }
+}
+
+/// What a request still running at the end of the SIGTERM grace period gets, as a 503 or as a
+/// stream's final event. Retryable: another instance (or this one, restarted) can serve it.
+fn shutting_down() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::Unavailable,
+        503,
+        "The gateway is shutting down and could not finish this request in time; retry it.",
+    )
 }
 
 fn log_failure(error: &GatewayError) {
@@ -381,10 +391,12 @@ fn log_failure(error: &GatewayError) {
 /// has gone (a closed socket only fails on write), so the upstream request is dropped promptly
 /// instead of at the next upstream byte. The record is finished when the stream ends or is
 /// dropped.
+///
+/// A stream still open when the SIGTERM grace period ends gets a final error event (a 503 object)
+/// and a properly ended body, rather than being cut by the server's forced stop.
 pub fn event_stream(
     chunks: ChunkReceiver,
-    family: ApiFamily,
-    heartbeat: Duration,
+    ctx: &InvokeContext<'_>,
     record: RequestRecord,
 ) -> HttpResponse {
     /// An open stream; boxed, because the record is large and the state moves on every poll.
@@ -394,23 +406,31 @@ pub fn event_stream(
         /// Fires `heartbeat` after the last write; re-armed lazily (see below).
         beat: Pin<Box<tokio::time::Sleep>>,
         last_write: Instant,
+        /// Resolves at the end of the SIGTERM grace period; created once per stream.
+        grace_end: Pin<Box<dyn std::future::Future<Output = ()>>>,
     }
     enum State {
         Open(Box<Open>),
         Done,
     }
+    let (family, heartbeat) = (ctx.family, ctx.heartbeat);
     let open = Open {
         chunks,
         record,
         beat: Box::pin(tokio::time::sleep(heartbeat)),
         last_write: Instant::now(),
+        grace_end: Box::pin(ctx.grace_end.reached()),
     };
     let body = futures_util::stream::unfold(State::Open(Box::new(open)), move |state| async move {
         let State::Open(mut open) = state else {
             return None;
         };
         let next = if heartbeat.is_zero() {
-            open.chunks.recv().await
+            tokio::select! {
+                biased;
+                next = open.chunks.recv() => next,
+                () = open.grace_end.as_mut() => Some(Err(Box::new(shutting_down()))),
+            }
         } else {
             // One timer per stream, not one per chunk: a chunk only notes the time, and the
             // timer, when it fires early, is pushed to `heartbeat` after the last write.
@@ -418,6 +438,7 @@ pub fn event_stream(
                 tokio::select! {
                     biased;
                     next = open.chunks.recv() => break next,
+                    () = open.grace_end.as_mut() => break Some(Err(Box::new(shutting_down()))),
                     () = open.beat.as_mut() => {
                         let due = open.last_write + heartbeat;
                         let now = Instant::now();

@@ -21,6 +21,7 @@ use actix_web::{HttpMessage, HttpRequest};
 use crate::error::ApiFamily;
 use crate::metrics::Metrics;
 use crate::observe::{RequestId, RequestRecord};
+use crate::shutdown::GraceEnd;
 use invoke::InvokeContext;
 use switchyard_actors::dispatch::{RouteTable, SharedTable, Target};
 
@@ -38,6 +39,8 @@ pub struct WorkerState {
     pub metrics: Arc<Metrics>,
     /// Read at scrape time by `/metrics`.
     pub reloads: Arc<ReloadStats>,
+    /// When the SIGTERM grace period is over, requests still running end with a 503 or error event.
+    pub grace_end: GraceEnd,
 }
 
 impl WorkerState {
@@ -68,6 +71,7 @@ impl WorkerState {
             client_key,
             heartbeat: self.stream_heartbeat,
             client: request.conn_data::<ClientSocket>().cloned(),
+            grace_end: &self.grace_end,
         }
     }
 }
