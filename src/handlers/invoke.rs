@@ -147,7 +147,7 @@ pub async fn invoke(
                 limit: budget.clone(),
             });
         }
-        match call_with_retries(endpoint, this_request, ctx.breakers, &record, ctx).await {
+        match call_with_retries(endpoint, this_request, &record, ctx).await {
             Ok(reply) => {
                 if position > 0 {
                     tracing::info!(endpoint = %endpoint.endpoint.name, position, "served by a fallback destination");
@@ -206,14 +206,15 @@ fn with_limit_headers(mut response: HttpResponse, decision: Option<Decision>) ->
 
 /// Calls one endpoint, retrying retryable failures per its `retries:` policy (exponential
 /// backoff with full jitter, an upstream `Retry-After` honoured), and keeping its circuit
-/// breaker informed. An open circuit answers 503 at once without calling the provider.
+/// breaker informed. An open circuit answers 503 at once without calling the provider; the end
+/// of the shutdown grace period ends a backoff with a 503 too.
 async fn call_with_retries(
     endpoint: &EndpointTarget,
     request: UnifiedRequest,
-    breakers: &Breakers,
     record: &RequestRecord,
     ctx: &InvokeContext<'_>,
 ) -> Result<InvokeReply, GatewayError> {
+    let breakers = ctx.breakers;
     let name = endpoint.endpoint.name.as_str();
     let provider = endpoint.endpoint.model.provider.as_str();
     let breaker = endpoint
