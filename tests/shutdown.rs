@@ -226,6 +226,19 @@ async fn sigterm_while_idle_exits_0_promptly_even_with_a_keep_alive_connection_o
     assert!(matches!(idle.read(&mut head), Ok(0) | Err(_)));
 }
 
+/// The OpenAI-style error object of a request ended by the grace period (as a `/v1` body or as a
+/// stream's final event).
+fn assert_is_the_shutdown_error(body: &Value) {
+    assert_eq!(body["error"]["code"], "unavailable", "{body}");
+    assert_eq!(body["error"]["type"], "api_error", "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .is_some_and(|message| message.contains("shutting down")),
+        "{body}"
+    );
+}
+
 #[test]
 fn a_stream_longer_than_the_grace_period_ends_with_an_error_event_at_it_and_the_process_exits_0() {
     // 20 chunks 500 ms apart (10 s) against a 2 s grace period. Read from a plain socket, to see
@@ -292,16 +305,7 @@ fn a_stream_longer_than_the_grace_period_ends_with_an_error_event_at_it_and_the_
         "{} events: {text}",
         events.len()
     );
-    let last = events.last().unwrap();
-    assert_eq!(last["error"]["code"], "unavailable", "{last}");
-    assert_eq!(last["error"]["type"], "api_error", "{last}");
-    assert!(
-        last["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("shutting down"),
-        "{last}"
-    );
+    assert_is_the_shutdown_error(events.last().unwrap());
     assert!(events[..events.len() - 1]
         .iter()
         .all(|event| event["choices"][0]["delta"]["content"].is_string()));
@@ -361,20 +365,14 @@ async fn replies_still_awaited_at_the_end_of_the_grace_period_become_503s() {
     assert_eq!(mlflow.status().as_u16(), 503);
     let body: Value = mlflow.json().await.expect("MLflow-path JSON");
     assert!(
-        body.to_string().contains("shutting down"),
+        body["detail"]
+            .as_str()
+            .is_some_and(|detail| detail.contains("shutting down")),
         "MLflow-path body: {body}"
     );
     let mut openai = openai.expect("/v1 reply");
     assert_eq!(openai.status().as_u16(), 503);
-    let body: Value = openai.json().await.expect("/v1 JSON");
-    assert_eq!(body["error"]["code"], "unavailable", "{body}");
-    assert!(
-        body["error"]["message"]
-            .as_str()
-            .unwrap()
-            .contains("shutting down"),
-        "{body}"
-    );
+    assert_is_the_shutdown_error(&openai.json().await.expect("/v1 JSON"));
 
     assert_eq!(
         gw.wait_exit(Duration::from_secs(5)),
