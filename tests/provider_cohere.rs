@@ -413,3 +413,35 @@ async fn cohere_errors_are_reported_as_mlflow_does() {
     assert!(data[1].contains("error"), "{}", reply.text);
     assert_logs_clean(&gw);
 }
+
+/// Cohere's last line says `is_finished: true`; a body that ends before it was cut, and the client
+/// gets an error event instead of a stream that merely stops (on `/v1`, no `[DONE]` either).
+#[actix_rt::test]
+async fn a_stream_that_ends_before_stream_end_ends_with_an_error_event() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&config(&up));
+    let lines: Vec<&str> = fixture("chat_stream").lines().collect();
+    assert!(lines.last().unwrap().contains(r#""is_finished":true"#));
+    let cut: Vec<Vec<u8>> = lines[..lines.len() - 1]
+        .iter()
+        .map(|line| format!("{line}\n").into_bytes())
+        .collect();
+    let body = json!({"messages": [{"role": "user", "content": "hi"}], "stream": true});
+    for (path, body) in paths("chat", &body) {
+        up.push(Script::chunked(200, NDJSON, cut.clone()));
+        let reply = call(&gw, &path, &body).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+        let data = sse_data(&reply.text);
+        let last: Value = serde_json::from_str(data.last().unwrap()).unwrap();
+        assert_eq!(
+            last["error"]["message"], "The provider's stream ended before it was complete.",
+            "{path}: {}",
+            reply.text
+        );
+        assert!(data.iter().all(|d| d != "[DONE]"), "{path}: {}", reply.text);
+        // Every line before the cut still reached the client.
+        assert_eq!(data.len(), 3, "{path}: {}", reply.text);
+        up.only_request();
+    }
+    assert_logs_clean(&gw);
+}

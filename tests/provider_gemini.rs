@@ -535,3 +535,52 @@ async fn google_errors_pass_through_with_their_status_and_the_key_scrubbed() {
     }
     assert_logs_clean(&gw);
 }
+
+/// Gemini sends no end marker, so a body that ends before every candidate carried its finish
+/// reason was cut: the client gets an error event, not a stream that merely stops (and on `/v1`
+/// no `[DONE]`). An event after the finishing one (usage only) is still forwarded.
+#[actix_rt::test]
+async fn a_stream_that_ends_before_its_finish_reason_ends_with_an_error_event() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&config(&up));
+    // Google's server ends each event with a blank CRLF line, as the fixture does.
+    let events: Vec<Vec<u8>> = fixture("chat_stream")
+        .split_inclusive("\r\n\r\n")
+        .map(|event| event.as_bytes().to_vec())
+        .collect();
+    assert_eq!(
+        events.len(),
+        3,
+        "the fixture's last event carries the finish"
+    );
+    let body = json!({"messages": [{"role": "user", "content": "joke"}], "stream": true});
+    for (path, body) in paths("chat", &body) {
+        // A well-formed HTTP body that stops after two of the three events.
+        up.push(Script::sse(events[..2].to_vec()));
+        let reply = call(&gw, &path, &body).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text);
+        let data = sse_data(&reply.text);
+        assert_eq!(data.len(), 3, "{path}: {}", reply.text);
+        let last: Value = serde_json::from_str(&data[2]).unwrap();
+        assert_eq!(
+            last["error"]["message"], "The provider's stream ended before it was complete.",
+            "{path}"
+        );
+        up.only_request();
+    }
+
+    let mut complete = events.clone();
+    complete.push(
+        b"data: {\"usageMetadata\": {\"promptTokenCount\": 6, \"candidatesTokenCount\": 9, \"totalTokenCount\": 15}}\r\n\r\n"
+            .to_vec(),
+    );
+    up.push(Script::sse(complete));
+    let reply = call(&gw, "/v1/chat/completions", &paths("chat", &body)[2].1).await;
+    let chunks = chunks(&reply, true);
+    assert_eq!(chunks.len(), 4, "{}", reply.text);
+    assert_eq!(chunks[2]["choices"][0]["finish_reason"], "stop");
+    assert_eq!(chunks[3]["choices"], json!([]), "{}", reply.text);
+    assert_eq!(chunks[3]["usage"]["total_tokens"], 15, "{}", reply.text);
+    up.only_request();
+    assert_logs_clean(&gw);
+}

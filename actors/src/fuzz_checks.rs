@@ -133,10 +133,10 @@ fn assert_response(result: Result<(Bytes, Usage), GatewayError>) {
 }
 
 /// One translated stream event; `false` once the stream is over (as `upstream::pump_events`
-/// stops at `Done` or the first error).
+/// stops at `Done` or the first error; after `Final` it reads on, and so does this).
 fn assert_event(outcome: Result<EventOutcome, GatewayError>) -> bool {
     match outcome {
-        Ok(EventOutcome::Chunk(chunk)) => {
+        Ok(EventOutcome::Chunk(chunk) | EventOutcome::Final(chunk)) => {
             assert!(
                 serde_json::from_slice::<Value>(&chunk.json).is_ok(),
                 "invalid JSON chunk for the client: {:?}",

@@ -297,6 +297,10 @@ pub enum EventOutcome {
     Skip,
     /// The upstream said the stream is complete (`[DONE]`, `message_stop`).
     Done,
+    /// Forward this chunk, which the upstream marked as completing the stream (Cohere's
+    /// `is_finished`, Gemini's last `finishReason`). Unlike [`EventOutcome::Done`] the body is
+    /// still read to its end, since such providers may send more (usage) after it.
+    Final(crate::messages::StreamChunk),
 }
 
 /// Pumps an upstream streamed body (SSE or JSON lines) into the client channel, one translated
@@ -319,6 +323,8 @@ pub async fn pump_events<F>(
     let mut body = actix_web::HttpMessage::take_payload(&mut response);
     drop(response);
     let mut decoder = FrameDecoder::new(framing);
+    // Set once a `Final` chunk has gone out: the body may then end without a marker.
+    let mut completed = false;
     loop {
         // A client that leaves while the upstream is silent must still free the upstream
         // connection at once, not at the next upstream byte or the idle timeout.
@@ -346,14 +352,16 @@ pub async fn pump_events<F>(
             Ok(None) => {
                 // End of body: flush a final unterminated event, then stop.
                 if let Some(event) = decoder.finish() {
-                    if let Flow::Stop | Flow::Complete = forward(&sender, translate(&event)).await {
-                        return;
+                    match forward(&sender, translate(&event)).await {
+                        Flow::Stop | Flow::Complete => return,
+                        Flow::Completed => completed = true,
+                        Flow::Continue => {}
                     }
                 }
                 // awc reports a connection closed mid-body the same way as a complete body, so a
                 // protocol with an end marker (`[DONE]`) tells the two apart: without the marker
                 // the stream was cut, and the client must not mistake it for a finished answer.
-                if end_marker_required {
+                if end_marker_required && !completed {
                     let error = GatewayError::new(
                         ErrorKind::UpstreamProtocol,
                         502,
@@ -371,6 +379,7 @@ pub async fn pump_events<F>(
         for event in &events {
             match forward(&sender, translate(event)).await {
                 Flow::Continue => {}
+                Flow::Completed => completed = true,
                 Flow::Stop => return,
                 Flow::Complete => {
                     // The client's stream ends now; only then is the rest of the body read.
@@ -385,6 +394,8 @@ pub async fn pump_events<F>(
 
 enum Flow {
     Continue,
+    /// A chunk that completes the stream went out; the body is read on to its end.
+    Completed,
     /// The stream failed or the client left: the upstream connection is dropped.
     Stop,
     /// The provider marked the stream complete.
@@ -414,19 +425,27 @@ async fn drain_for_reuse(body: &mut UpstreamBody, settings: &UpstreamSettings) {
     let _ = tokio::time::timeout(wait, drain).await;
 }
 
+/// Sends one chunk to the client: `then` when it went, [`Flow::Stop`] when the client is gone.
+async fn send_chunk(
+    sender: &crate::messages::ChunkSender,
+    chunk: crate::messages::StreamChunk,
+    then: Flow,
+) -> Flow {
+    if sender.send(Ok(chunk)).await.is_err() {
+        tracing::debug!("stream stopped: client went away");
+        Flow::Stop
+    } else {
+        then
+    }
+}
+
 async fn forward(
     sender: &crate::messages::ChunkSender,
     outcome: Result<EventOutcome, GatewayError>,
 ) -> Flow {
     match outcome {
-        Ok(EventOutcome::Chunk(chunk)) => {
-            if sender.send(Ok(chunk)).await.is_err() {
-                tracing::debug!("stream stopped: client went away");
-                Flow::Stop
-            } else {
-                Flow::Continue
-            }
-        }
+        Ok(EventOutcome::Chunk(chunk)) => send_chunk(sender, chunk, Flow::Continue).await,
+        Ok(EventOutcome::Final(chunk)) => send_chunk(sender, chunk, Flow::Completed).await,
         Ok(EventOutcome::Skip) => Flow::Continue,
         Ok(EventOutcome::Done) => Flow::Complete,
         Err(error) => {

@@ -61,7 +61,7 @@ fn run_stream(sse: &str) -> (Vec<StreamChunk>, Result<bool, GatewayError>) {
     let mut chunks = Vec::new();
     for event in events(sse) {
         match stream.event(&event) {
-            Ok(EventOutcome::Chunk(chunk)) => chunks.push(chunk),
+            Ok(EventOutcome::Chunk(chunk) | EventOutcome::Final(chunk)) => chunks.push(chunk),
             Ok(EventOutcome::Skip) => {}
             Ok(EventOutcome::Done) => return (chunks, Ok(true)),
             Err(error) => return (chunks, Err(error)),

@@ -138,7 +138,13 @@ impl CohereWire {
             }
             EndpointType::Embeddings => return Ok(EventOutcome::Skip),
         };
-        Ok(EventOutcome::Chunk(chunk))
+        // The last line (`stream-end`) says `is_finished: true`; a stream cut before it is not
+        // complete, whatever the text so far looks like.
+        if value.get("is_finished").and_then(Value::as_bool) == Some(true) {
+            Ok(EventOutcome::Final(chunk))
+        } else {
+            Ok(EventOutcome::Chunk(chunk))
+        }
     }
 }
 

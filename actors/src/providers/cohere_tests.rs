@@ -208,7 +208,7 @@ fn stream(kind: EndpointType, text: &str) -> Vec<Value> {
     events
         .iter()
         .filter_map(|event| match wire.stream_event(kind, event).unwrap() {
-            EventOutcome::Chunk(chunk) => {
+            EventOutcome::Chunk(chunk) | EventOutcome::Final(chunk) => {
                 let mut value: Value = serde_json::from_slice(&chunk.json).unwrap();
                 value["created"] = json!(NOW);
                 Some(value)
@@ -313,4 +313,36 @@ fn huge_token_counts_saturate() {
         serde_json::to_value(&response.usage).unwrap()["total_tokens"],
         json!(u64::MAX)
     );
+}
+
+/// Only the line with `is_finished: true` completes a stream, on both route types.
+#[test]
+fn the_is_finished_line_is_final() {
+    let wire = wire("command");
+    for (kind, text) in [
+        (EndpointType::Chat, fixture!("chat_stream.jsonl")),
+        (EndpointType::Completions, fixture!("generate_stream.jsonl")),
+    ] {
+        let outcomes: Vec<&str> = text
+            .lines()
+            .filter_map(|line| {
+                let event = SseEvent {
+                    event: None,
+                    data: line.to_owned(),
+                };
+                match wire.stream_event(kind, &event).unwrap() {
+                    EventOutcome::Chunk(_) => Some("chunk"),
+                    EventOutcome::Final(_) => Some("final"),
+                    EventOutcome::Skip => None,
+                    EventOutcome::Done => Some("done"),
+                }
+            })
+            .collect();
+        let (last, before) = outcomes.split_last().unwrap();
+        assert_eq!(*last, "final", "{kind:?}: {outcomes:?}");
+        assert!(
+            before.iter().all(|o| *o == "chunk"),
+            "{kind:?}: {outcomes:?}"
+        );
+    }
 }

@@ -119,6 +119,7 @@ impl GeminiWire {
             provider: self.provider,
             kind,
             seen_calls: HashMap::new(),
+            finished: HashMap::new(),
         }
     }
 }
@@ -131,13 +132,16 @@ fn generate_method(stream: bool) -> &'static str {
     }
 }
 
-/// Per-stream state: how many tool calls each candidate has streamed so far.
+/// Per-stream state: how many tool calls each candidate has streamed so far, and which
+/// candidates have finished.
 #[derive(Debug)]
 pub struct GeminiStream {
     model: String,
     provider: Provider,
     kind: EndpointType,
     seen_calls: HashMap<u32, u32>,
+    /// Per candidate index seen: whether it has carried its `finishReason` yet.
+    finished: HashMap<u32, bool>,
 }
 
 impl GeminiStream {
@@ -179,10 +183,20 @@ impl GeminiStream {
             }
             EndpointType::Embeddings => return Ok(EventOutcome::Skip),
         };
-        Ok(EventOutcome::Chunk(StreamChunk {
+        let chunk = StreamChunk {
             json: chunk,
             usage: gemini_response::token_usage(&body),
-        }))
+        };
+        // Gemini sends no end marker: the stream is complete once every candidate it has
+        // streamed carried a finish reason, or the prompt itself was blocked.
+        gemini_response::note_finishes(&body, &mut self.finished);
+        let complete = gemini_response::prompt_blocked(&body)
+            || (!self.finished.is_empty() && self.finished.values().all(|done| *done));
+        Ok(if complete {
+            EventOutcome::Final(chunk)
+        } else {
+            EventOutcome::Chunk(chunk)
+        })
     }
 }
 

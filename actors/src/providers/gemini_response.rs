@@ -365,6 +365,27 @@ fn candidate_index(candidate: &Value, position: u32) -> u32 {
         .unwrap_or(position)
 }
 
+/// Notes, per candidate index, whether this event carried the candidate's finish reason (a
+/// candidate stays finished once it has).
+pub(super) fn note_finishes(body: &Value, finished: &mut HashMap<u32, bool>) {
+    for (position, candidate) in (0u32..).zip(candidates(body)) {
+        let done = candidate
+            .get("finishReason")
+            .and_then(Value::as_str)
+            .is_some_and(|reason| !reason.is_empty() && reason != "FINISH_REASON_UNSPECIFIED");
+        *finished
+            .entry(candidate_index(candidate, position))
+            .or_insert(false) |= done;
+    }
+}
+
+/// Gemini's answer to a blocked prompt: `promptFeedback.blockReason` and no candidates.
+pub(super) fn prompt_blocked(body: &Value) -> bool {
+    body.get("promptFeedback")
+        .and_then(|feedback| feedback.get("blockReason"))
+        .is_some_and(|reason| !reason.is_null())
+}
+
 /// Adds this event's function calls to the per-candidate counts.
 pub(super) fn count_calls(body: &Value, seen_calls: &mut HashMap<u32, u32>) {
     for (position, candidate) in (0u32..).zip(candidates(body)) {

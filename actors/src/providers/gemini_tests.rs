@@ -404,7 +404,7 @@ fn stream(kind: EndpointType, name: &str) -> Vec<Value> {
     events
         .iter()
         .filter_map(|event| match translator.event(event).unwrap() {
-            EventOutcome::Chunk(chunk) => {
+            EventOutcome::Chunk(chunk) | EventOutcome::Final(chunk) => {
                 let mut value: Value = serde_json::from_slice(&chunk.json).unwrap();
                 value["created"] = json!(NOW);
                 value["id"] = json!("pinned");
@@ -532,4 +532,57 @@ fn error_fixtures_map_to_mlflows_details() {
     )
     .redact(&wire("m").secrets());
     assert_eq!(echoed.detail, json!("key *** is suspended"));
+}
+
+/// Which events complete a stream: the one after which every candidate seen has carried a finish
+/// reason (candidates may finish in different events), or a blocked prompt's answer.
+#[test]
+fn the_event_that_finishes_the_last_open_candidate_is_final() {
+    let mut translator = wire("m").stream_translator(EndpointType::Chat);
+    let mut outcome = |data: &str| match translator.event(&SseEvent {
+        event: None,
+        data: data.to_owned(),
+    }) {
+        Ok(EventOutcome::Chunk(_)) => "chunk",
+        Ok(EventOutcome::Final(_)) => "final",
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        outcome(
+            r#"{"candidates": [{"content": {"parts": [{"text": "a"}]}, "index": 0}, {"content": {"parts": [{"text": "b"}]}, "index": 1}]}"#
+        ),
+        "chunk"
+    );
+    assert_eq!(
+        outcome(
+            r#"{"candidates": [{"content": {"parts": [{"text": ""}]}, "finishReason": "STOP", "index": 0}]}"#
+        ),
+        "chunk",
+        "candidate 1 is still open"
+    );
+    assert_eq!(
+        outcome(
+            r#"{"candidates": [{"content": {"parts": [{"text": "c"}]}, "finishReason": "FINISH_REASON_UNSPECIFIED", "index": 1}]}"#
+        ),
+        "chunk",
+        "an unspecified reason does not finish"
+    );
+    assert_eq!(
+        outcome(
+            r#"{"candidates": [{"content": {"parts": [{"text": ""}]}, "finishReason": "MAX_TOKENS", "index": 1}]}"#
+        ),
+        "final"
+    );
+    // Anything after the end (usage) is final too: the stream stays complete.
+    assert_eq!(
+        outcome(r#"{"usageMetadata": {"totalTokenCount": 3}}"#),
+        "final"
+    );
+
+    let mut translator = wire("m").stream_translator(EndpointType::Completions);
+    let blocked = translator.event(&SseEvent {
+        event: None,
+        data: r#"{"promptFeedback": {"blockReason": "SAFETY"}, "usageMetadata": {"promptTokenCount": 4}}"#.to_owned(),
+    });
+    assert!(matches!(blocked, Ok(EventOutcome::Final(_))), "{blocked:?}");
 }

@@ -650,7 +650,7 @@ mod tests {
         let mut done = false;
         for event in &events {
             match wire.stream_event(event) {
-                Ok(EventOutcome::Chunk(chunk)) => {
+                Ok(EventOutcome::Chunk(chunk) | EventOutcome::Final(chunk)) => {
                     lines.push(String::from_utf8(chunk.json.to_vec()).unwrap());
                     usage.push(chunk.usage);
                 }

@@ -232,9 +232,9 @@ impl StreamTranslator {
             StreamTranslator::Anthropic(..)
             | StreamTranslator::Mistral(..)
             | StreamTranslator::TogetherAi(..) => true,
-            // Neither Gemini (`alt=sse`) nor Cohere sends a marker the translator can report as
-            // the end without swallowing the last chunk.
-            StreamTranslator::Gemini(..) | StreamTranslator::Cohere(..) => false,
+            // Their last chunk carries the end (`is_finished`, every candidate's `finishReason`):
+            // the translator reports it as `Final`, and a body that ends before it was cut.
+            StreamTranslator::Gemini(..) | StreamTranslator::Cohere(..) => true,
         }
     }
 

@@ -228,7 +228,8 @@ mod tests {
                 .stream_event(EndpointType::Chat, &SseEvent { event: None, data })
                 .unwrap()
             {
-                EventOutcome::Chunk(StreamChunk { json, .. }) => {
+                EventOutcome::Chunk(StreamChunk { json, .. })
+                | EventOutcome::Final(StreamChunk { json, .. }) => {
                     let chunk: Value = serde_json::from_slice(&json).unwrap();
                     assert_eq!(chunk["provider"], "portkey");
                     contents.push(chunk["choices"][0]["delta"]["content"].clone());

@@ -419,7 +419,7 @@ mod tests {
         let (mut lines, mut usage) = (Vec::new(), Vec::new());
         for event in &events {
             match wire.stream_event(kind, event) {
-                Ok(EventOutcome::Chunk(chunk)) => {
+                Ok(EventOutcome::Chunk(chunk) | EventOutcome::Final(chunk)) => {
                     lines.push(String::from_utf8(chunk.json.to_vec()).unwrap());
                     usage.push(chunk.usage);
                 }

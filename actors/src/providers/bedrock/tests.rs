@@ -208,7 +208,9 @@ fn stream_case(name: &str) {
         let mut end = None;
         for event in &events {
             match translator.event(event, NOW) {
-                Ok(EventOutcome::Chunk(chunk)) => chunks.push(json_of(&chunk.json)),
+                Ok(EventOutcome::Chunk(chunk) | EventOutcome::Final(chunk)) => {
+                    chunks.push(json_of(&chunk.json))
+                }
                 Ok(EventOutcome::Skip) => {}
                 Ok(EventOutcome::Done) => {
                     end = Some(json!("done"));
