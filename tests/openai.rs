@@ -654,6 +654,17 @@ fn chat_stream_request() -> Value {
     json!({"messages": [{"role": "user", "content": "hi"}], "stream": true})
 }
 
+/// [`chat_stream_request`] to the `oa-chat` endpoint on MLflow's path.
+async fn call_chat_stream(gw: &Gateway, up: &Upstream) -> Reply {
+    call(
+        gw,
+        up,
+        "/endpoints/oa-chat/invocations",
+        &chat_stream_request(),
+    )
+    .await
+}
+
 // ------------------------------------------------------------------------------------------------
 // Requests and responses: the route × api-type matrix
 
@@ -1250,13 +1261,7 @@ async fn stream_events_split_at_odd_read_boundaries() {
 
     // Everything in one write: several events per read.
     up.push(Script::sse(vec![chat_stream_bytes()]));
-    let reply = call(
-        &gw,
-        &up,
-        "/endpoints/oa-chat/invocations",
-        &chat_stream_request(),
-    )
-    .await;
+    let reply = call_chat_stream(&gw, &up).await;
     let (chunks, _) = stream_chunks(&reply, "one write");
     assert_eq!(chunks, gateway_chat_stream("openai"));
     up.only_request();
@@ -1879,13 +1884,7 @@ async fn finished_streams_give_their_upstream_connection_back_to_the_pool() {
             json!({"content": "hi"}),
             Value::Null,
         )]));
-        let reply = call(
-            &gw,
-            &up,
-            "/endpoints/oa-chat/invocations",
-            &chat_stream_request(),
-        )
-        .await;
+        let reply = call_chat_stream(&gw, &up).await;
         assert_sse(&reply, "stream");
         assert_eq!(stream_chunks(&reply, "stream").0.len(), 1, "round {round}");
         // The drain follows the client's end of stream; give it a moment before the next call.
@@ -1911,13 +1910,7 @@ async fn a_silent_upstream_gets_heartbeat_comments_and_a_busy_one_none() {
     up.push(
         Script::sse_events(&[chunk("a"), chunk("b")]).delay_part(1, Duration::from_millis(1300)),
     );
-    let reply = call(
-        &gw,
-        &up,
-        "/endpoints/oa-chat/invocations",
-        &chat_stream_request(),
-    )
-    .await;
+    let reply = call_chat_stream(&gw, &up).await;
     assert_sse(&reply, "silent stream");
     let beats = reply.text.matches(":\n\n").count();
     assert!(
@@ -1930,12 +1923,6 @@ async fn a_silent_upstream_gets_heartbeat_comments_and_a_busy_one_none() {
     up.push(
         Script::sse_events(&[chunk("a"), chunk("b"), chunk("c")]).gaps(Duration::from_millis(100)),
     );
-    let reply = call(
-        &gw,
-        &up,
-        "/endpoints/oa-chat/invocations",
-        &chat_stream_request(),
-    )
-    .await;
+    let reply = call_chat_stream(&gw, &up).await;
     assert_eq!(reply.text.matches(":\n\n").count(), 0, "{:?}", reply.text);
 }
