@@ -52,6 +52,11 @@ impl GraceEnd {
         Self { ended }
     }
 
+    /// Whether the grace period is already over.
+    pub fn is_over(&self) -> bool {
+        *self.ended.borrow()
+    }
+
     /// Resolves when the grace period is over; never, if it cannot end any more.
     pub fn reached(&self) -> impl Future<Output = ()> + 'static {
         let mut ended = self.ended.clone();

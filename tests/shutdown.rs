@@ -397,3 +397,33 @@ async fn sigint_stops_at_once_without_draining() {
     assert!(streamed.events.iter().all(|(_, data)| data != "[DONE]"));
     assert_eq!(gw.wait_exit(Duration::from_secs(5)), Some(0));
 }
+
+#[actix_rt::test]
+async fn a_fallback_route_does_not_try_its_other_destinations_at_the_end_of_the_grace_period() {
+    // Both destinations take 10 s; the grace period is 1 s. The 503 that ends the request is the
+    // gateway's own, so falling back would only charge the backup's rate limit for nothing.
+    let config = format!(
+        "endpoints:\n{}{}routes:\n  - name: resilient\n    task_type: llm/v1/chat\n    fallback: true\n    destinations:\n      - name: primary\n        traffic_percentage: 100\n      - name: backup\n        traffic_percentage: 0\n",
+        mock_endpoint("primary", "llm/v1/chat", "latency_ms: 10000"),
+        mock_endpoint("backup", "llm/v1/chat", "latency_ms: 10000"),
+    );
+    let mut gw = Gateway::start_with(&config, &[], &[("SWITCHYARD_SHUTDOWN_GRACE_SECS", "1")]);
+    let request = client()
+        .post(gw.url("/v1/chat/completions"))
+        .send_json(&json!({"model": "resilient", "messages": [{"role": "user", "content": "hi"}]}));
+    let signal = async {
+        actix_rt::time::sleep(Duration::from_millis(300)).await;
+        gw.signal("TERM");
+    };
+    let (response, ()) = futures_util::future::join(request, signal).await;
+    let mut response = response.expect("reply");
+    assert_eq!(response.status().as_u16(), 503);
+    assert_is_the_shutdown_error(&response.json().await.expect("JSON"));
+    assert_eq!(gw.wait_exit(Duration::from_secs(5)), Some(0));
+    let logs = gw.logs();
+    assert!(
+        !logs.contains("served by a fallback")
+            && logs.matches("grace period over before the reply").count() == 1,
+        "{logs}"
+    );
+}

@@ -174,7 +174,9 @@ pub async fn invoke(
                 log_failure(&error);
                 let retryable = error.retryable() || error.kind == ErrorKind::Unavailable;
                 failure = Some((error, decision));
-                if !retryable {
+                // Past the grace period every destination would answer the same 503; trying
+                // them would only charge their rate limits.
+                if !retryable || ctx.grace_end.is_over() {
                     break;
                 }
             }
