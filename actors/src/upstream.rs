@@ -362,12 +362,7 @@ pub async fn pump_events<F>(
                 // protocol with an end marker (`[DONE]`) tells the two apart: without the marker
                 // the stream was cut, and the client must not mistake it for a finished answer.
                 if end_marker_required && !completed {
-                    let error = GatewayError::new(
-                        ErrorKind::UpstreamProtocol,
-                        502,
-                        "The provider's stream ended before it was complete.",
-                    );
-                    let _ = sender.send(Err(Box::new(error))).await;
+                    let _ = sender.send(Err(Box::new(stream_cut()))).await;
                 }
                 return;
             }
@@ -390,6 +385,15 @@ pub async fn pump_events<F>(
             }
         }
     }
+}
+
+/// The 502 ending a stream whose body stopped before the provider marked it complete.
+pub fn stream_cut() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::UpstreamProtocol,
+        502,
+        "The provider's stream ended before it was complete.",
+    )
 }
 
 enum Flow {

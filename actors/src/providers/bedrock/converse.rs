@@ -12,7 +12,7 @@ use crate::schema::{
     FunctionCall, Message, MessageContent, ResponseMessage, ToolCall, ToolCallDelta, ToolKind,
 };
 use crate::sse::SseEvent;
-use crate::upstream::EventOutcome;
+use crate::upstream::{stream_cut, EventOutcome};
 
 use crate::providers::pyjson;
 use crate::providers::wire_json::{response_body, unreadable};
@@ -290,11 +290,7 @@ impl StreamTranslator {
             return if self.complete {
                 Ok(EventOutcome::Done)
             } else {
-                Err(GatewayError::new(
-                    ErrorKind::UpstreamProtocol,
-                    502,
-                    "The provider's stream ended before it was complete.",
-                ))
+                Err(stream_cut())
             };
         }
         if name == AWS_MALFORMED_EVENT {
