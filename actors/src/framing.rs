@@ -93,16 +93,12 @@ fn line_event(line: &[u8]) -> Option<SseEvent> {
 pub const AWS_EXCEPTION_EVENT_PREFIX: &str = ":exception:";
 /// Event name for a corrupt AWS event stream (`data` says why); nothing follows it.
 pub const AWS_MALFORMED_EVENT: &str = ":malformed";
-/// Event name of the synthetic event [`AwsEventDecoder::finish`] always yields at the end of the
-/// body. An event stream has no end marker of its own and awc reports a cut connection as a
-/// normal end, so the provider's translator decides from what it saw whether the stream was
-/// complete.
-pub const AWS_END_EVENT: &str = ":end";
-
 /// AWS event-stream messages as events: `event` = the `:event-type` header, `data` = the
-/// payload. Exceptions, corrupt framing and the end of the body become the reserved events
-/// above (names starting with `:`, which no event type does), in stream order, so the events
-/// before a failure still reach the translator and the failure carries its own message.
+/// payload. Exceptions and corrupt framing become the reserved events above (names starting
+/// with `:`, which no event type does), in stream order, so the events before a failure still
+/// reach the translator and the failure carries its own message. The format has no end marker:
+/// the translator marks the last event (`EventOutcome::Final`), and `pump_events` reports a body
+/// that ends without it as cut.
 #[derive(Debug, Default)]
 pub struct AwsEventDecoder {
     decoder: crate::providers::bedrock::eventstream::Decoder,
@@ -130,17 +126,13 @@ impl AwsEventDecoder {
         events
     }
 
+    /// Nothing at a clean end of the body; a malformed event when it stops mid-message.
     pub fn finish(&mut self) -> Option<SseEvent> {
         if self.failed {
             return None;
         }
-        Some(match self.decoder.finish() {
-            Ok(()) => SseEvent {
-                event: Some(AWS_END_EVENT.to_owned()),
-                data: String::new(),
-            },
-            Err(error) => self.malformed(error),
-        })
+        let error = self.decoder.finish().err()?;
+        Some(self.malformed(error))
     }
 
     fn malformed(
@@ -204,7 +196,7 @@ mod tests {
     }
 
     #[test]
-    fn aws_event_stream_maps_events_exceptions_and_the_end() {
+    fn aws_event_stream_maps_events_exceptions_and_a_cut_message() {
         use crate::providers::bedrock::eventstream::{encode, encode_event, HeaderValue};
         let text = |v: &str| HeaderValue::String(v.to_owned());
         let mut input = encode_event("contentBlockDelta", r#"{"delta":{"text":"hi"}}"#);
@@ -226,11 +218,7 @@ mod tests {
             let names: Vec<_> = events.iter().map(|e| e.event.clone().unwrap()).collect();
             assert_eq!(
                 names,
-                [
-                    "contentBlockDelta",
-                    ":exception:throttlingException",
-                    ":end"
-                ],
+                ["contentBlockDelta", ":exception:throttlingException"],
                 "piece {piece}"
             );
             assert_eq!(events[1].data, r#"{"message":"slow down"}"#);

@@ -121,8 +121,9 @@ impl BedrockBackend {
                     deadline,
                     sender,
                     Framing::AwsEventStream,
-                    // The translator tells a complete stream from a cut one (see AWS_END_EVENT).
-                    false,
+                    // An event stream has no end marker: the translator marks its last event
+                    // (`metadata`) `Final`, and a body that ends before it was cut.
+                    true,
                     move |event| {
                         translator.event(event, unix_now() as i64).map_err(|error| {
                             error.redact(&secrets.iter().map(String::as_str).collect::<Vec<_>>())

@@ -5,14 +5,14 @@
 use serde_json::{json, Map, Value};
 
 use crate::error::{ErrorKind, GatewayError};
-use crate::framing::{AWS_END_EVENT, AWS_EXCEPTION_EVENT_PREFIX, AWS_MALFORMED_EVENT};
+use crate::framing::{AWS_EXCEPTION_EVENT_PREFIX, AWS_MALFORMED_EVENT};
 use crate::messages::{StreamChunk, Usage};
 use crate::schema::{
     ChatChoice, ChatChunk, ChatDelta, ChatRequest, ChatResponse, ChatUsage, ContentPart,
     FunctionCall, Message, MessageContent, ResponseMessage, ToolCall, ToolCallDelta, ToolKind,
 };
 use crate::sse::SseEvent;
-use crate::upstream::{stream_cut, EventOutcome};
+use crate::upstream::EventOutcome;
 
 use crate::providers::pyjson;
 use crate::providers::wire_json::{response_body, unreadable};
@@ -238,22 +238,16 @@ fn exception_status(kind: &str) -> u16 {
     }
 }
 
-/// Per-stream state: whether the stream reached its last event (`metadata`), so a body that
-/// ends before it is known to be cut.
+/// Per-stream state for one ConverseStream: the model and provider names its chunks carry.
 #[derive(Debug)]
 pub struct StreamTranslator {
     model: String,
     provider: &'static str,
-    complete: bool,
 }
 
 impl StreamTranslator {
     pub fn new(model: String, provider: &'static str) -> Self {
-        Self {
-            model,
-            provider,
-            complete: false,
-        }
+        Self { model, provider }
     }
 
     fn chunk(
@@ -262,7 +256,7 @@ impl StreamTranslator {
         delta: ChatDelta,
         finish_reason: Option<String>,
         usage: Option<ChatUsage>,
-    ) -> Result<EventOutcome, GatewayError> {
+    ) -> Result<StreamChunk, GatewayError> {
         let mut chunk = ChatChunk::delta(
             None,
             now,
@@ -277,22 +271,15 @@ impl StreamTranslator {
             .usage
             .as_ref()
             .map(|u| Usage::new(u.prompt_tokens, u.completion_tokens));
-        Ok(EventOutcome::Chunk(StreamChunk {
+        Ok(StreamChunk {
             json: response_body(&chunk)?,
             usage,
-        }))
+        })
     }
 
     /// One ConverseStream event as zero or one unified chunk.
     pub fn event(&mut self, event: &SseEvent, now: i64) -> Result<EventOutcome, GatewayError> {
         let name = event.event.as_deref().unwrap_or_default();
-        if name == AWS_END_EVENT {
-            return if self.complete {
-                Ok(EventOutcome::Done)
-            } else {
-                Err(stream_cut())
-            };
-        }
         if name == AWS_MALFORMED_EVENT {
             return Err(GatewayError::new(
                 ErrorKind::UpstreamProtocol,
@@ -337,7 +324,7 @@ impl StreamTranslator {
                         tool_calls: Some(vec![call]),
                         ..ChatDelta::default()
                     };
-                    self.chunk(now, delta, None, None)
+                    self.chunk(now, delta, None, None).map(EventOutcome::Chunk)
                 }
                 None => Ok(EventOutcome::Skip),
             },
@@ -352,7 +339,7 @@ impl StreamTranslator {
                         content: Some(text.to_owned()),
                         ..ChatDelta::default()
                     };
-                    return self.chunk(now, delta, None, None);
+                    return self.chunk(now, delta, None, None).map(EventOutcome::Chunk);
                 }
                 let Some(tool) = delta.get("toolUse") else {
                     return Ok(EventOutcome::Skip);
@@ -376,22 +363,21 @@ impl StreamTranslator {
                     tool_calls: Some(vec![call]),
                     ..ChatDelta::default()
                 };
-                self.chunk(now, delta, None, None)
+                self.chunk(now, delta, None, None).map(EventOutcome::Chunk)
             }
             "messageStop" => {
                 let reason = finish_reason(body.get("stopReason").and_then(Value::as_str));
                 self.chunk(now, ChatDelta::default(), Some(reason), None)
+                    .map(EventOutcome::Chunk)
             }
-            "metadata" => {
-                // The last event of every ConverseStream.
-                self.complete = true;
-                match body.get("usage") {
-                    Some(u) if u.as_object().is_some_and(|m| !m.is_empty()) => {
-                        self.chunk(now, ChatDelta::default(), None, Some(usage(u)))
-                    }
-                    _ => Ok(EventOutcome::Skip),
-                }
-            }
+            // The last event of every ConverseStream: it completes the stream, so a body that
+            // ends before it was cut.
+            "metadata" => match body.get("usage") {
+                Some(u) if u.as_object().is_some_and(|m| !m.is_empty()) => self
+                    .chunk(now, ChatDelta::default(), None, Some(usage(u)))
+                    .map(EventOutcome::Final),
+                _ => Ok(EventOutcome::Done),
+            },
             // messageStart, contentBlockStop and anything newer.
             _ => Ok(EventOutcome::Skip),
         }

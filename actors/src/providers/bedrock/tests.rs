@@ -206,10 +206,13 @@ fn stream_case(name: &str) {
         let mut translator = wire.stream_translator();
         let mut chunks = Vec::new();
         let mut end = None;
+        let mut completed = false;
         for event in &events {
             match translator.event(event, NOW) {
-                Ok(EventOutcome::Chunk(chunk) | EventOutcome::Final(chunk)) => {
-                    chunks.push(json_of(&chunk.json))
+                Ok(EventOutcome::Chunk(chunk)) => chunks.push(json_of(&chunk.json)),
+                Ok(EventOutcome::Final(chunk)) => {
+                    chunks.push(json_of(&chunk.json));
+                    completed = true;
                 }
                 Ok(EventOutcome::Skip) => {}
                 Ok(EventOutcome::Done) => {
@@ -222,8 +225,17 @@ fn stream_case(name: &str) {
                 }
             }
         }
+        // As `pump_events` ends a body that stopped without a `Final` or `Done` event.
+        let end = end.unwrap_or_else(|| {
+            if completed {
+                json!("done")
+            } else {
+                let cut = crate::upstream::stream_cut();
+                json!({"status": cut.status, "detail": cut.detail})
+            }
+        });
         assert_eq!(Value::Array(chunks), expected["chunks"], "{name}");
-        assert_eq!(end.as_ref(), Some(&expected["end"]), "{name}");
+        assert_eq!(end, expected["end"], "{name}");
     }
 }
 
@@ -245,6 +257,35 @@ fn fixture_stream_throttled() {
 #[test]
 fn fixture_stream_truncated() {
     stream_case("truncated");
+}
+
+/// `metadata` is the last ConverseStream event: with usage it is forwarded as the completing
+/// chunk, without usage the stream is simply complete.
+#[test]
+fn metadata_completes_the_stream_with_or_without_usage() {
+    let wire = wire(static_keys(), "anthropic.claude-3-haiku-20240307-v1:0");
+    let metadata = |data: &str| crate::sse::SseEvent {
+        event: Some("metadata".to_owned()),
+        data: data.to_owned(),
+    };
+    let with_usage = wire.stream_translator().event(
+        &metadata(r#"{"usage":{"inputTokens":3,"outputTokens":2,"totalTokens":5}}"#),
+        NOW,
+    );
+    match with_usage {
+        Ok(EventOutcome::Final(chunk)) => assert_eq!(
+            json_of(&chunk.json)["usage"],
+            json!({"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5})
+        ),
+        other => panic!("{other:?}"),
+    }
+    for data in [r#"{}"#, r#"{"usage":{}}"#, r#"{"metrics":{"latencyMs":9}}"#] {
+        let outcome = wire.stream_translator().event(&metadata(data), NOW);
+        assert!(
+            matches!(outcome, Ok(EventOutcome::Done)),
+            "{data}: {outcome:?}"
+        );
+    }
 }
 
 fn error_case(name: &str) -> GatewayError {
