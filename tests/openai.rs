@@ -1137,6 +1137,57 @@ async fn embeddings_accept_every_input_shape_and_base64() {
     assert_logs_clean(&gw, &up);
 }
 
+/// Float vectors are passed on in the upstream's own text (not parsed and printed again); a
+/// vector that is not plain floats is read the usual way, so an integer still comes out as a
+/// float, as MLflow prints it, and a vector that is not numbers is still a clear 502.
+#[actix_rt::test]
+async fn embedding_vectors_reach_the_client_as_the_upstream_wrote_them() {
+    let up = Upstream::start();
+    let gw = Gateway::start(&config(&up));
+    let fields = json!({"input": "hello"});
+    let (path, body, _) = paths(Api::OpenAi, Route::Embeddings, &fields)
+        .into_iter()
+        .next()
+        .unwrap();
+    let reply_with = |vector: &str| {
+        format!(
+            r#"{{"object":"list","data":[{{"object":"embedding","index":0,"embedding":{vector}}}],"model":"text-embedding-3-small","usage":{{"prompt_tokens":8,"total_tokens":8}}}}"#
+        )
+    };
+    let cases = [
+        (
+            "[-0.0028842222,4.5489726e-05,1.0E-7]",
+            200,
+            "[-0.0028842222,4.5489726e-05,1.0E-7]",
+        ),
+        ("[0.5, 1]", 200, "[0.5,1.0]"),
+        ("[0.5, null]", 502, ""),
+    ];
+    for (vector, status, expected) in cases {
+        up.push(Script::raw(200, "application/json", reply_with(vector)));
+        let reply = call(&gw, &up, &path, &body).await;
+        assert_eq!(reply.status, status, "{vector}: {}", reply.text);
+        up.only_request();
+        if status == 200 {
+            assert!(
+                reply
+                    .text
+                    .contains(&format!(r#""embedding":{expected},"index":0"#)),
+                "{vector}: {}",
+                reply.text
+            );
+            assert_eq!(reply.json["usage"]["prompt_tokens"], 8);
+        } else {
+            let detail = reply.json["detail"].as_str().unwrap_or_default();
+            assert!(
+                detail.starts_with("The provider's embeddings response could not be read"),
+                "{}",
+                reply.text
+            );
+        }
+    }
+}
+
 // ------------------------------------------------------------------------------------------------
 // Streaming
 

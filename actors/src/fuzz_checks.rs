@@ -30,6 +30,7 @@ use crate::providers::bedrock::credentials::AwsEnvironment;
 use crate::providers::bedrock::{BedrockWire, Plan};
 use crate::providers::openai::{
     chat_chunk, chat_response, completions_chunk, completions_response, embeddings_response,
+    embeddings_response_from_text,
 };
 use crate::providers::{StreamTranslator, Wire};
 use crate::schema::{parse_json_body, UnifiedRequest};
@@ -90,8 +91,26 @@ pub fn stream_framing(data: &[u8]) {
     }
 }
 
-/// Any upstream JSON as an OpenAI response or stream event translates or is a 5xx.
+/// Any upstream JSON as an OpenAI response or stream event translates or is a 5xx; an
+/// embeddings reply read from its text reads as it does when parsed.
 pub fn openai_responses(data: &[u8]) {
+    if let Some(by_text) = embeddings_response_from_text(data) {
+        let by_value = serde_json::from_slice(data)
+            .ok()
+            .and_then(|value| embeddings_response(value).ok());
+        assert!(
+            by_value.is_some(),
+            "the text path took a reply the parsing path refuses"
+        );
+        let as_client_reads = |response: &crate::schema::EmbeddingsResponse| {
+            serde_json::to_vec(response)
+                .ok()
+                .and_then(|bytes| serde_json::from_slice::<Value>(&bytes).ok())
+        };
+        let by_text = as_client_reads(&by_text);
+        assert!(by_text.is_some(), "the text path wrote invalid JSON");
+        assert_eq!(by_text, by_value.as_ref().and_then(as_client_reads));
+    }
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
         return;
     };

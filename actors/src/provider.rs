@@ -203,10 +203,10 @@ impl HttpBackend {
             Err(_) => return Err(total_timeout()),
         };
         if !stream {
-            let body = upstream::read_json(response, &self.settings, deadline)
+            let body = upstream::read_json_bytes(response, &self.settings, deadline)
                 .await
                 .map_err(|error| self.wire.upstream_error(kind, error))?;
-            let (body, usage) = self.wire.response(kind, body)?;
+            let (body, usage) = self.wire.response_from_text(kind, &body)?;
             return Ok(InvokeReply::Json { body, usage });
         }
         let response = upstream::check_stream_status(response, &self.settings, deadline).await?;

@@ -208,37 +208,59 @@ fn content_type(response: &UpstreamResponse) -> String {
 /// `{"message": text}`; anything else is 502 even on 2xx. A status ≥ 400 becomes an
 /// [`ErrorKind::UpstreamStatus`] error carrying the same status and the upstream's detail.
 pub async fn read_json(
-    mut response: UpstreamResponse,
+    response: UpstreamResponse,
     settings: &UpstreamSettings,
     deadline: Instant,
 ) -> Result<Value, GatewayError> {
+    parse_json(&read_json_bytes(response, settings, deadline).await?)
+}
+
+/// [`read_json`] without parsing a successful reply: its JSON text, for a provider that reads
+/// it straight into its own types (a `text/plain` reply arrives as `{"message": text}`).
+pub async fn read_json_bytes(
+    mut response: UpstreamResponse,
+    settings: &UpstreamSettings,
+    deadline: Instant,
+) -> Result<Bytes, GatewayError> {
     let status = response.status().as_u16();
     let content_type = content_type(&response);
     let retry_after = retry_after(&response);
     let body = read_body(&mut response, settings, deadline).await?;
-    let value = decode_body(&content_type, &body)?;
     if status >= 400 {
-        let mut error = status_error(status, &value);
+        let mut error = status_error(status, &decode_body(&content_type, &body)?);
         error.retry_after = retry_after;
         return Err(error);
     }
-    Ok(value)
+    if is_json(&content_type) {
+        return Ok(body);
+    }
+    Ok(Bytes::from(decode_body(&content_type, &body)?.to_string()))
+}
+
+fn is_json(content_type: &str) -> bool {
+    let lowered = content_type.to_ascii_lowercase();
+    lowered.contains("application/json")
+        || (lowered.starts_with("application/") && lowered.contains("+json"))
+}
+
+fn invalid_json() -> GatewayError {
+    GatewayError::new(
+        ErrorKind::UpstreamProtocol,
+        502,
+        "The provider answered with invalid JSON.",
+    )
+}
+
+/// A JSON reply's text as a value; text that is not JSON is a 502.
+pub fn parse_json(body: &[u8]) -> Result<Value, GatewayError> {
+    serde_json::from_slice(body).map_err(|_| invalid_json())
 }
 
 /// Content-type rules for an upstream body (pure).
 pub fn decode_body(content_type: &str, body: &[u8]) -> Result<Value, GatewayError> {
-    let lowered = content_type.to_ascii_lowercase();
-    if lowered.contains("application/json")
-        || (lowered.starts_with("application/") && lowered.contains("+json"))
-    {
-        serde_json::from_slice(body).map_err(|_| {
-            GatewayError::new(
-                ErrorKind::UpstreamProtocol,
-                502,
-                "The provider answered with invalid JSON.",
-            )
-        })
-    } else if lowered.contains("text/plain") {
+    if is_json(content_type) {
+        parse_json(body)
+    } else if content_type.to_ascii_lowercase().contains("text/plain") {
         Ok(json!({ "message": String::from_utf8_lossy(body) }))
     } else {
         Err(GatewayError::new(

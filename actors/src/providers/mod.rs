@@ -160,6 +160,19 @@ impl Wire {
         }
     }
 
+    /// A successful reply's JSON text as the serialised unified response and its usage. The
+    /// OpenAI wire reads embeddings straight from the text; the others parse it first.
+    pub fn response_from_text(
+        &self,
+        kind: EndpointType,
+        body: &[u8],
+    ) -> Result<(Bytes, Usage), GatewayError> {
+        match self {
+            Wire::OpenAi(wire) => wire.response_from_text(kind, body),
+            _ => self.response(kind, crate::upstream::parse_json(body)?),
+        }
+    }
+
     /// An upstream error status as the provider's rules want it reported; most providers keep
     /// [`crate::upstream::status_error`]'s mapping unchanged.
     pub fn upstream_error(&self, kind: EndpointType, error: GatewayError) -> GatewayError {

@@ -119,14 +119,23 @@ impl OpenAiWire {
                 );
                 Ok((response_body(&response)?, usage))
             }
-            EndpointType::Embeddings => {
-                let response = embeddings_response(body)?;
-                Ok((
-                    response_body(&response)?,
-                    Usage::new(response.usage.prompt_tokens, None),
-                ))
+            EndpointType::Embeddings => embeddings_reply(&embeddings_response(body)?),
+        }
+    }
+
+    /// [`OpenAiWire::response`] from the reply's JSON text. Embeddings skip the parse into a
+    /// `Value` (see [`embeddings_response_from_text`]); the rest parse it and go on as usual.
+    pub fn response_from_text(
+        &self,
+        kind: EndpointType,
+        body: &[u8],
+    ) -> Result<(Bytes, Usage), GatewayError> {
+        if kind == EndpointType::Embeddings {
+            if let Some(response) = embeddings_response_from_text(body) {
+                return embeddings_reply(&response);
             }
         }
+        self.response(kind, crate::upstream::parse_json(body)?)
     }
 
     /// One upstream SSE event as zero or one unified chunk.
@@ -429,22 +438,55 @@ pub fn completions_response(body: Value) -> Result<CompletionsResponse, GatewayE
     })
 }
 
+fn embeddings_reply(response: &EmbeddingsResponse) -> Result<(Bytes, Usage), GatewayError> {
+    Ok((
+        response_body(response)?,
+        Usage::new(response.usage.prompt_tokens, None),
+    ))
+}
+
+/// OpenAI's embeddings reply; `E` is how each vector is read.
 #[derive(Deserialize)]
-struct WireEmbeddings {
-    data: Vec<WireEmbedding>,
+struct WireEmbeddings<E = Embedding> {
+    data: Vec<WireEmbedding<E>>,
     model: String,
     usage: EmbeddingsUsage,
 }
 
 #[derive(Deserialize)]
-struct WireEmbedding {
-    embedding: Embedding,
+struct WireEmbedding<E> {
+    embedding: E,
 }
 
 pub fn embeddings_response(body: Value) -> Result<EmbeddingsResponse, GatewayError> {
     let wire: WireEmbeddings =
         serde_json::from_value(body).map_err(|e| unreadable_because("embeddings response", e))?;
-    Ok(EmbeddingsResponse {
+    Ok(unified_embeddings(wire))
+}
+
+/// An embeddings reply read straight from its text, each vector copied rather than parsed
+/// into floats and printed again. `None` when the reply is not the plain shape (invalid JSON,
+/// a missing field, a vector that is not all numbers): the caller then takes the parsing path,
+/// which reports it exactly as before.
+pub fn embeddings_response_from_text(body: &[u8]) -> Option<EmbeddingsResponse> {
+    let wire: WireEmbeddings<Box<serde_json::value::RawValue>> =
+        serde_json::from_slice(body).ok()?;
+    let data = wire
+        .data
+        .into_iter()
+        .map(|item| {
+            Embedding::from_raw(item.embedding).map(|embedding| WireEmbedding { embedding })
+        })
+        .collect::<Option<_>>()?;
+    Some(unified_embeddings(WireEmbeddings {
+        data,
+        model: wire.model,
+        usage: wire.usage,
+    }))
+}
+
+fn unified_embeddings(wire: WireEmbeddings) -> EmbeddingsResponse {
+    EmbeddingsResponse {
         object: "list".to_owned(),
         data: wire
             .data
@@ -458,7 +500,7 @@ pub fn embeddings_response(body: Value) -> Result<EmbeddingsResponse, GatewayErr
             .collect(),
         model: wire.model,
         usage: wire.usage,
-    })
+    }
 }
 
 #[derive(Deserialize)]
@@ -772,5 +814,89 @@ mod tests {
             .unwrap();
         assert!(upstream.headers.is_empty());
         assert_eq!(upstream.url, "http://127.0.0.1:11434/v1/chat/completions");
+    }
+
+    /// The text path and the parsing path give the same response for the same reply, with the
+    /// vectors' own text kept on the text path.
+    #[test]
+    fn embeddings_from_text_match_the_parsing_path() {
+        let wire = OpenAiWire::openai(
+            &config(OpenAiApiType::OpenAi),
+            Some("text-embedding-3-small".to_owned()),
+            Provider::OpenAi,
+        );
+        let reply = br#"{"object": "list", "data": [
+            {"object": "embedding", "index": 4, "embedding": [ -0.0028842222, 4.5489726e-05 ,1E+2, 0.0, -1.0 ]},
+            {"object": "embedding", "index": 9, "embedding": "AAAAPwAAgL4="},
+            {"object": "embedding", "index": 2, "embedding": []}
+        ], "model": "text-embedding-3-small", "usage": {"prompt_tokens": 8, "total_tokens": 8}, "extra": {"a": [1]}}"#;
+        let (text_path, text_usage) = wire
+            .response_from_text(EndpointType::Embeddings, reply)
+            .unwrap();
+        let (parsed_path, parsed_usage) = wire
+            .response(
+                EndpointType::Embeddings,
+                serde_json::from_slice(reply).unwrap(),
+            )
+            .unwrap();
+        assert_eq!(text_usage, parsed_usage);
+        assert_eq!(
+            serde_json::from_slice::<Value>(&text_path).unwrap(),
+            serde_json::from_slice::<Value>(&parsed_path).unwrap()
+        );
+        let text = std::str::from_utf8(&text_path).unwrap();
+        assert!(
+            text.contains(
+                r#""embedding":[ -0.0028842222, 4.5489726e-05 ,1E+2, 0.0, -1.0 ],"index":0"#
+            ),
+            "{text}"
+        );
+        assert!(text.starts_with(r#"{"object":"list","data":[{"object":"embedding","#));
+    }
+
+    /// What the text path does not take goes the parsing way and fails (or succeeds) as it
+    /// always did.
+    #[test]
+    fn embeddings_the_text_path_does_not_take_are_reported_as_before() {
+        let wire = OpenAiWire::openai(&config(OpenAiApiType::OpenAi), None, Provider::OpenAi);
+        let usage = r#""model": "m", "usage": {"prompt_tokens": 1, "total_tokens": 1}"#;
+        for vector in [
+            "[1e400]",
+            "[null]",
+            "[[0.5]]",
+            r#"["0.5"]"#,
+            "{}",
+            "true",
+            "[123456789012345678901234567890.123]",
+            "[0.5, 1]",
+        ] {
+            let reply = format!(r#"{{"data": [{{"embedding": {vector}}}], {usage}}}"#);
+            assert!(
+                embeddings_response_from_text(reply.as_bytes()).is_none(),
+                "{vector}"
+            );
+            let by_text = wire.response_from_text(EndpointType::Embeddings, reply.as_bytes());
+            let by_value = serde_json::from_str(&reply)
+                .map_err(|_| ())
+                .and_then(|v| wire.response(EndpointType::Embeddings, v).map_err(|_| ()));
+            match (&by_text, &by_value) {
+                (Ok(a), Ok(b)) => assert_eq!(a.0, b.0, "{vector}"),
+                (Err(e), Err(())) => assert_eq!(e.status, 502, "{vector}: {e}"),
+                _ => panic!("{vector}: {by_text:?} vs {by_value:?}"),
+            }
+        }
+        for reply in ["not json", r#"{"data": [], "model": "m"}"#] {
+            let error = wire
+                .response_from_text(EndpointType::Embeddings, reply.as_bytes())
+                .unwrap_err();
+            assert_eq!(error.status, 502, "{reply}: {error}");
+        }
+        let error = wire
+            .response_from_text(EndpointType::Embeddings, b"{")
+            .unwrap_err();
+        assert_eq!(
+            error.to_string(),
+            crate::upstream::parse_json(b"{").unwrap_err().to_string()
+        );
     }
 }

@@ -362,6 +362,105 @@ impl CompletionsChunk {
 pub enum Embedding {
     Floats(Vec<f64>),
     Base64(String),
+    /// The upstream's own text of a vector, passed on without parsing its numbers (see
+    /// [`RawNumbers`]); only providers build it, so it is never read from JSON.
+    #[serde(skip_deserializing)]
+    #[schema(value_type = Vec<f64>)]
+    Raw(RawNumbers),
+}
+
+/// A JSON array of numbers kept as the upstream wrote it. Parsing 1,536 floats and printing
+/// them again was most of an embeddings request's CPU time; copying the text is not, and a
+/// client parses the same values either way.
+#[derive(Serialize, Clone, Debug)]
+#[serde(transparent)]
+pub struct RawNumbers(Box<serde_json::value::RawValue>);
+
+impl RawNumbers {
+    /// Longest number token taken as is: with an exponent of at most two digits, every such
+    /// number is finite as an `f64`, as `Vec<f64>` would have required.
+    const MAX_NUMBER_LEN: usize = 32;
+
+    /// `raw` when it is an array whose elements are all numbers written as floats that fit an
+    /// `f64`; anything else (nested values, strings, `null`, a huge exponent, an integer, which
+    /// MLflow would print as a float) is `None`, for the caller to read the usual way.
+    pub fn new(raw: Box<serde_json::value::RawValue>) -> Option<Self> {
+        let text = raw.get().as_bytes();
+        let inner = text.strip_prefix(b"[")?.strip_suffix(b"]")?;
+        // One pass over the bytes (the vector is kilobytes): `raw` is valid JSON, so an array
+        // of nothing but these bytes holds numbers only, and each token needs three checks.
+        let mut token = NumberToken::default();
+        for &byte in inner {
+            match byte {
+                b'0'..=b'9' => token.digit(),
+                b'.' => token.other(true),
+                b'e' | b'E' => token.exponent(),
+                b'-' | b'+' => token.other(false),
+                b',' => {
+                    if !token.fits() {
+                        return None;
+                    }
+                    token = NumberToken::default();
+                }
+                b' ' | b'\t' | b'\n' | b'\r' => {}
+                _ => return None,
+            }
+        }
+        // An empty array has no token at all; JSON allows no trailing comma.
+        (token.len == 0 && !inner.contains(&b',') || token.fits()).then_some(Self(raw))
+    }
+}
+
+/// What [`RawNumbers::new`] tracks of the number it is reading.
+#[derive(Default)]
+struct NumberToken {
+    len: usize,
+    /// Has a `.` or an exponent: written as a float.
+    float: bool,
+    /// Digits after the `e`, once there is one.
+    exponent_digits: Option<usize>,
+}
+
+impl NumberToken {
+    fn digit(&mut self) {
+        self.len += 1;
+        if let Some(digits) = self.exponent_digits.as_mut() {
+            *digits += 1;
+        }
+    }
+
+    fn other(&mut self, point: bool) {
+        self.len += 1;
+        self.float |= point;
+    }
+
+    fn exponent(&mut self) {
+        self.other(true);
+        self.exponent_digits = Some(0);
+    }
+
+    fn fits(&self) -> bool {
+        self.float
+            && self.len <= RawNumbers::MAX_NUMBER_LEN
+            && self.exponent_digits.is_none_or(|digits| digits <= 2)
+    }
+}
+
+impl Embedding {
+    /// An upstream's embedding as it wrote it: a string is base64, an array of plain numbers is
+    /// kept as text; anything else is `None`, for the caller to read the usual way.
+    pub fn from_raw(raw: Box<serde_json::value::RawValue>) -> Option<Self> {
+        if raw.get().starts_with('"') {
+            return serde_json::from_str(raw.get()).ok().map(Embedding::Base64);
+        }
+        RawNumbers::new(raw).map(Embedding::Raw)
+    }
+}
+
+impl PartialEq for RawNumbers {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.get() == other.0.get()
+    }
 }
 
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, ToSchema)]
@@ -572,5 +671,35 @@ mod tests {
             serde_json::to_string(&ints).ok().as_deref(),
             Some(r#"{"object":"embedding","embedding":[0.0,1.0],"index":0}"#)
         );
+    }
+
+    #[test]
+    fn raw_numbers_take_only_arrays_of_finite_floats() {
+        let raw = |text: &str| serde_json::value::RawValue::from_string(text.to_owned()).unwrap();
+        for taken in [
+            "[]",
+            "[ ]",
+            "[1.0]",
+            "[-0.5, 1e5,2E-05 , 3.25e+10]",
+            "[0.00000000000000000000000000001]",
+        ] {
+            let numbers = RawNumbers::new(raw(taken)).expect(taken);
+            assert_eq!(serde_json::to_string(&numbers).unwrap(), taken);
+        }
+        for refused in [
+            "[1]",
+            "[0.5, 1]",
+            "[1e100]",
+            "[1.0e-400]",
+            "[1234567890123456789012345678901.5]",
+            "[null]",
+            "[true]",
+            "[\"1.0\"]",
+            "[[1.0]]",
+            "{}",
+            "\"AAAA\"",
+        ] {
+            assert!(RawNumbers::new(raw(refused)).is_none(), "{refused}");
+        }
     }
 }
