@@ -74,6 +74,18 @@ impl DatabricksWire {
         self.wire()?.response(kind, body)
     }
 
+    /// [`DatabricksWire::response`] from the reply's text: embeddings take OpenAI's text path.
+    pub fn response_from_text(
+        &self,
+        kind: EndpointType,
+        body: &[u8],
+    ) -> Result<(Bytes, Usage), GatewayError> {
+        if kind == EndpointType::Embeddings {
+            return self.wire()?.response_from_text(kind, body);
+        }
+        self.response(kind, crate::upstream::parse_json(body)?)
+    }
+
     pub fn stream_event(
         &self,
         kind: EndpointType,

@@ -161,7 +161,8 @@ impl Wire {
     }
 
     /// A successful reply's JSON text as the serialised unified response and its usage. The
-    /// OpenAI wire reads embeddings straight from the text; the others parse it first.
+    /// OpenAI wire (also under Portkey and Databricks) reads embeddings straight from the text;
+    /// the others parse it first.
     pub fn response_from_text(
         &self,
         kind: EndpointType,
@@ -169,6 +170,8 @@ impl Wire {
     ) -> Result<(Bytes, Usage), GatewayError> {
         match self {
             Wire::OpenAi(wire) => wire.response_from_text(kind, body),
+            Wire::Portkey(wire) => wire.response_from_text(kind, body),
+            Wire::Databricks(wire) => wire.response_from_text(kind, body),
             _ => self.response(kind, crate::upstream::parse_json(body)?),
         }
     }

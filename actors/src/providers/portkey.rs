@@ -57,6 +57,15 @@ impl PortkeyWire {
         self.inner.response(kind, body)
     }
 
+    /// [`PortkeyWire::response`] from the reply's text (OpenAI's embeddings path).
+    pub fn response_from_text(
+        &self,
+        kind: EndpointType,
+        body: &[u8],
+    ) -> Result<(Bytes, Usage), GatewayError> {
+        self.inner.response_from_text(kind, body)
+    }
+
     pub fn stream_event(
         &self,
         kind: EndpointType,
