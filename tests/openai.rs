@@ -1702,6 +1702,13 @@ fn error_rows() -> Vec<ErrorRow> {
             message: NOT_SUPPORTED_HTML,
         },
         ErrorRow {
+            label: "200 text/plain",
+            reply: Script::raw(200, "text/plain", "all good"),
+            status: 502,
+            detail: None,
+            message: "",
+        },
+        ErrorRow {
             label: "200 invalid JSON",
             reply: Script::raw(200, "application/json", "{\"id\": \"x\", \"choices\": ["),
             status: 502,
