@@ -469,8 +469,10 @@ pub fn embeddings_response(body: Value) -> Result<EmbeddingsResponse, GatewayErr
 /// a missing field, a vector that is not all numbers): the caller then takes the parsing path,
 /// which reports it exactly as before.
 pub fn embeddings_response_from_text(body: &[u8]) -> Option<EmbeddingsResponse> {
-    let wire: WireEmbeddings<Box<serde_json::value::RawValue>> =
-        serde_json::from_slice(body).ok()?;
+    // Checked as a whole first: serde_json checks UTF-8 only in the strings it keeps, and a
+    // reply the parsing path refuses for a bad byte in an ignored field must not pass here.
+    let body = std::str::from_utf8(body).ok()?;
+    let wire: WireEmbeddings<Box<serde_json::value::RawValue>> = serde_json::from_str(body).ok()?;
     let data = wire
         .data
         .into_iter()
@@ -885,6 +887,19 @@ mod tests {
                 _ => panic!("{vector}: {by_text:?} vs {by_value:?}"),
             }
         }
+        // A bad byte in a field nobody reads still makes the reply invalid JSON.
+        let mut bad_utf8 = format!(r#"{{"object": "lis?", "data": [], {usage}}}"#).into_bytes();
+        let at = bad_utf8.iter().position(|&b| b == b'?').unwrap();
+        bad_utf8[at] = 0xb6;
+        assert!(embeddings_response_from_text(&bad_utf8).is_none());
+        assert_eq!(
+            wire.response_from_text(EndpointType::Embeddings, &bad_utf8)
+                .unwrap_err()
+                .to_string(),
+            crate::upstream::parse_json(&bad_utf8)
+                .unwrap_err()
+                .to_string()
+        );
         for reply in ["not json", r#"{"data": [], "model": "m"}"#] {
             let error = wire
                 .response_from_text(EndpointType::Embeddings, reply.as_bytes())
