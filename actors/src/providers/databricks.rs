@@ -74,16 +74,17 @@ impl DatabricksWire {
         self.wire()?.response(kind, body)
     }
 
-    /// [`DatabricksWire::response`] from the reply's text: embeddings take OpenAI's text path.
+    /// [`DatabricksWire::response`] from the reply's text: only chat is changed on the way, so
+    /// the other routes are OpenAI's as they are (embeddings take its text path).
     pub fn response_from_text(
         &self,
         kind: EndpointType,
         body: &[u8],
     ) -> Result<(Bytes, Usage), GatewayError> {
-        if kind == EndpointType::Embeddings {
-            return self.wire()?.response_from_text(kind, body);
+        match kind {
+            EndpointType::Chat => self.response(kind, crate::upstream::parse_json(body)?),
+            _ => self.wire()?.response_from_text(kind, body),
         }
-        self.response(kind, crate::upstream::parse_json(body)?)
     }
 
     pub fn stream_event(
