@@ -109,7 +109,11 @@ pub fn openai_responses(data: &[u8]) {
         };
         let by_text = as_client_reads(&by_text);
         assert!(by_text.is_some(), "the text path wrote invalid JSON");
-        assert_eq!(by_text, by_value.as_ref().and_then(as_client_reads));
+        let by_value = by_value.as_ref().and_then(as_client_reads);
+        assert!(
+            same_up_to_rounding(&by_text, &by_value),
+            "{by_text:?} != {by_value:?}"
+        );
     }
     let Ok(value) = serde_json::from_slice::<serde_json::Value>(data) else {
         return;
@@ -124,6 +128,35 @@ pub fn openai_responses(data: &[u8]) {
     check(embeddings_response(value.clone()).map(drop));
     check(chat_chunk(value.clone(), "openai").map(drop));
     check(completions_chunk(value).map(drop));
+}
+
+/// Equal JSON, floats allowed a few units in the last place apart: serde_json's float parser
+/// (without `float_roundtrip`) is not correctly rounded for long or far-exponent numbers, so the
+/// parsing path can move a value by an ulp where the text path keeps the upstream's digits.
+fn same_up_to_rounding(a: &Option<Value>, b: &Option<Value>) -> bool {
+    fn same(a: &Value, b: &Value) -> bool {
+        match (a, b) {
+            (Value::Number(x), Value::Number(y)) if x.is_f64() && y.is_f64() => {
+                match (x.as_f64(), y.as_f64()) {
+                    (Some(x), Some(y)) => {
+                        (x - y).abs() <= 4.0 * f64::EPSILON * x.abs().max(y.abs())
+                    }
+                    _ => false,
+                }
+            }
+            (Value::Array(x), Value::Array(y)) => {
+                x.len() == y.len() && x.iter().zip(y).all(|(x, y)| same(x, y))
+            }
+            (Value::Object(x), Value::Object(y)) => {
+                x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+            }
+            _ => a == b,
+        }
+    }
+    match (a, b) {
+        (Some(a), Some(b)) => same(a, b),
+        _ => false,
+    }
 }
 
 use EndpointType::{Chat, Completions, Embeddings};

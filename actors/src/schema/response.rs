@@ -370,8 +370,9 @@ pub enum Embedding {
 }
 
 /// A JSON array of numbers kept as the upstream wrote it. Parsing 1,536 floats and printing
-/// them again was most of an embeddings request's CPU time; copying the text is not, and a
-/// client parses the same values either way.
+/// them again was most of an embeddings request's CPU time; copying the text is not. The client
+/// reads the upstream's own digits, which is if anything more exact: serde_json's parser can
+/// move a long number by an ulp before it is printed again.
 #[derive(Serialize, Clone, Debug)]
 #[serde(transparent)]
 pub struct RawNumbers(Box<serde_json::value::RawValue>);
