@@ -407,8 +407,8 @@ impl RawNumbers {
                 _ => return None,
             }
         }
-        // An empty array has no token at all; JSON allows no trailing comma.
-        (token.len == 0 && !inner.contains(&b',') || token.fits()).then_some(Self(raw))
+        // Only an empty array ends without a token: `raw` is valid JSON, so no trailing comma.
+        (token.len == 0 || token.fits()).then_some(Self(raw))
     }
 }
 
