@@ -363,6 +363,11 @@ async fn replies_still_awaited_at_the_end_of_the_grace_period_become_503s() {
 
     let mut mlflow = mlflow.expect("MLflow-path reply");
     assert_eq!(mlflow.status().as_u16(), 503);
+    assert_eq!(
+        mlflow.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..]),
+        "a shutdown 503 says when to retry"
+    );
     let body: Value = mlflow.json().await.expect("MLflow-path JSON");
     assert!(
         body["detail"]
@@ -372,6 +377,10 @@ async fn replies_still_awaited_at_the_end_of_the_grace_period_become_503s() {
     );
     let mut openai = openai.expect("/v1 reply");
     assert_eq!(openai.status().as_u16(), 503);
+    assert_eq!(
+        openai.headers().get("retry-after").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
     assert_is_the_shutdown_error(&openai.json().await.expect("/v1 JSON"));
 
     assert_eq!(

@@ -359,12 +359,19 @@ async fn call_provider(
 
 /// What a request still running at the end of the SIGTERM grace period gets, as a 503 or as a
 /// stream's final event. Retryable: another instance (or this one, restarted) can serve it.
+/// What a request still waiting when the grace period ends is told about retrying.
+const SHUTDOWN_RETRY_AFTER: Duration = Duration::from_secs(1);
+
 fn shutting_down() -> GatewayError {
-    GatewayError::new(
+    let mut error = GatewayError::new(
         ErrorKind::Unavailable,
         503,
         "The gateway is shutting down and could not finish this request in time; retry it.",
-    )
+    );
+    // Behind a load balancer the retry lands on another instance at once; a second is enough for
+    // clients that wait for `Retry-After` before retrying a 503 (the OpenAI SDK does).
+    error.retry_after = Some(SHUTDOWN_RETRY_AFTER);
+    error
 }
 
 fn log_failure(error: &GatewayError) {
