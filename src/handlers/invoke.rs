@@ -357,11 +357,11 @@ async fn call_provider(
     }
 }
 
-/// What a request still running at the end of the SIGTERM grace period gets, as a 503 or as a
-/// stream's final event. Retryable: another instance (or this one, restarted) can serve it.
 /// What a request still waiting when the grace period ends is told about retrying.
 const SHUTDOWN_RETRY_AFTER: Duration = Duration::from_secs(1);
 
+/// What a request still running at the end of the SIGTERM grace period gets, as a 503 or as a
+/// stream's final event. Retryable: another instance (or this one, restarted) can serve it.
 fn shutting_down() -> GatewayError {
     let mut error = GatewayError::new(
         ErrorKind::Unavailable,
