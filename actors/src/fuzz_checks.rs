@@ -28,7 +28,7 @@ use crate::error::{ErrorKind, GatewayError};
 use crate::framing::{FrameDecoder, Framing};
 use crate::messages::Usage;
 use crate::providers::bedrock::credentials::AwsEnvironment;
-use crate::providers::bedrock::{BedrockWire, Plan};
+use crate::providers::bedrock::{eventstream, BedrockWire, Plan};
 use crate::providers::openai::{
     chat_chunk, chat_response, completions_chunk, completions_response, embeddings_response,
     embeddings_response_from_text,
@@ -588,11 +588,14 @@ pub fn provider_bedrock(data: &[u8]) {
     // A fuzzer cannot compute CRC32s, so almost every mutation of a valid stream dies at the
     // first checksum and the header and payload code behind it stays unexplored. With bit 2 of
     // the mode byte set, the checks are made to pass first; clear, the bytes go as they are.
-    let mut body = body.to_vec();
-    if mode & 4 == 4 {
-        fill_in_event_stream_checksums(&mut body);
-    }
-    let Some(events) = frame(Framing::AwsEventStream, &body) else {
+    let filled;
+    let body = if mode & 4 == 4 {
+        filled = eventstream::with_checksums_filled_in(body);
+        &filled[..]
+    } else {
+        body
+    };
+    let Some(events) = frame(Framing::AwsEventStream, body) else {
         return;
     };
     let mut translator = bedrock.chat.stream_translator();
@@ -600,57 +603,5 @@ pub fn provider_bedrock(data: &[u8]) {
         if !assert_event(translator.event(event, BEDROCK_NOW)) {
             break;
         }
-    }
-}
-
-/// Writes the right prelude and message CRC32 into every AWS event-stream message whose declared
-/// length fits in `bytes`, walking message by message as the decoder does.
-fn fill_in_event_stream_checksums(bytes: &mut [u8]) {
-    let mut start = 0;
-    while let Some(prelude) = bytes.get(start..start + 8) {
-        let total = u32::from_be_bytes([prelude[0], prelude[1], prelude[2], prelude[3]]) as usize;
-        let Some(end) = start
-            .checked_add(total)
-            .filter(|&end| total >= 16 && end <= bytes.len())
-        else {
-            return;
-        };
-        let prelude_crc = crc32fast::hash(&bytes[start..start + 8]);
-        bytes[start + 8..start + 12].copy_from_slice(&prelude_crc.to_be_bytes());
-        let message_crc = crc32fast::hash(&bytes[start..end - 4]);
-        bytes[end - 4..end].copy_from_slice(&message_crc.to_be_bytes());
-        start = end;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::providers::bedrock::eventstream::{encode, Decoder, HeaderValue};
-
-    #[test]
-    fn filled_in_checksums_are_the_ones_the_decoder_checks() {
-        let headers = [
-            (":event-type", HeaderValue::String("messageStop".into())),
-            ("t", HeaderValue::Bool(true)),
-            ("i", HeaderValue::Int64(-7)),
-            ("u", HeaderValue::Uuid([9; 16])),
-        ];
-        let one = encode(&headers, br#"{"stopReason":"end_turn"}"#);
-        let two = encode(&headers[..1], b"{}");
-        let mut stream = [one.clone(), two.clone()].concat();
-        for crc_at in [8, one.len() - 4, one.len() + 8, stream.len() - 4] {
-            stream[crc_at..crc_at + 4].fill(0);
-        }
-        // A cut last message is left alone: its declared length runs past the end.
-        stream.extend_from_slice(&one[..20]);
-        fill_in_event_stream_checksums(&mut stream);
-        assert_eq!(&stream[..one.len()], &one[..]);
-        assert_eq!(&stream[one.len()..one.len() + two.len()], &two[..]);
-        assert_eq!(&stream[one.len() + two.len()..], &one[..20]);
-        let mut decoder = Decoder::new();
-        decoder.extend(&stream);
-        assert!(matches!(decoder.next_message(), Ok(Some(m)) if m.headers.len() == 4));
-        assert!(matches!(decoder.next_message(), Ok(Some(m)) if m.payload.as_ref() == b"{}"));
     }
 }

@@ -170,6 +170,30 @@ impl Decoder {
     }
 }
 
+/// `bytes` with the right prelude and message CRC32 written into every message whose declared
+/// length fits, walking message by message as the decoder does. For fuzzing: a fuzzer cannot
+/// compute checksums, so without this its mutations never reach the headers and payloads.
+pub fn with_checksums_filled_in(bytes: &[u8]) -> Vec<u8> {
+    let mut bytes = bytes.to_vec();
+    let mut start = 0;
+    while let Some(prelude) = bytes.get(start..start + PRELUDE_LEN) {
+        let total = be_u32(prelude) as usize;
+        let Some(end) = start
+            .checked_add(total)
+            .filter(|&end| total >= MIN_MESSAGE_LEN && end <= bytes.len())
+        else {
+            break;
+        };
+        let prelude_crc = crc32fast::hash(&bytes[start..start + 8]);
+        bytes[start + 8..start + PRELUDE_LEN].copy_from_slice(&prelude_crc.to_be_bytes());
+        let crc_at = end - TRAILER_LEN;
+        let message_crc = crc32fast::hash(&bytes[start..crc_at]);
+        bytes[crc_at..end].copy_from_slice(&message_crc.to_be_bytes());
+        start = end;
+    }
+    bytes
+}
+
 fn be_u32(bytes: &[u8]) -> u32 {
     let mut word = [0u8; 4];
     word.copy_from_slice(&bytes[..4]);
@@ -313,6 +337,32 @@ pub(crate) fn encode_event(event_type: &str, payload: &str) -> Vec<u8> {
 mod tests {
     use super::*;
     use serde_json::Value;
+
+    #[test]
+    fn filled_in_checksums_are_the_ones_the_decoder_checks() {
+        let headers = [
+            (":event-type", HeaderValue::String("messageStop".into())),
+            ("t", HeaderValue::Bool(true)),
+            ("i", HeaderValue::Int64(-7)),
+            ("u", HeaderValue::Uuid([9; 16])),
+        ];
+        let one = encode(&headers, br#"{"stopReason":"end_turn"}"#);
+        let two = encode(&headers[..1], b"{}");
+        let mut stream = [one.clone(), two.clone()].concat();
+        for crc_at in [8, one.len() - 4, one.len() + 8, stream.len() - 4] {
+            stream[crc_at..crc_at + 4].fill(0);
+        }
+        // A cut last message is left alone: its declared length runs past the end.
+        stream.extend_from_slice(&one[..20]);
+        let filled = with_checksums_filled_in(&stream);
+        assert_eq!(&filled[..one.len()], &one[..]);
+        assert_eq!(&filled[one.len()..one.len() + two.len()], &two[..]);
+        assert_eq!(&filled[one.len() + two.len()..], &one[..20]);
+        let mut decoder = Decoder::new();
+        decoder.extend(&filled);
+        assert!(matches!(decoder.next_message(), Ok(Some(m)) if m.headers.len() == 4));
+        assert!(matches!(decoder.next_message(), Ok(Some(m)) if m.payload.as_ref() == b"{}"));
+    }
 
     const VECTORS: &str =
         include_str!("../../../../tests/fixtures/bedrock/eventstream/vectors.json");
