@@ -1,9 +1,9 @@
 //! The loader's public API: YAML text or file in, a validated [`GatewayConfig`] (plus warnings)
 //! or every problem found out.
 //!
-//! Pipeline: parse the YAML (serde-saphyr, with a budget against alias bombs) into an untyped
-//! tree, then walk it: top-level keys, endpoint entries (`endpoints:` and legacy `routes:` entries
-//! with a `model`), duplicate names, traffic routes. Errors are reported in MLflow's stage order
+//! Pipeline: parse the YAML (serde-saphyr, with a budget against alias bombs; plain scalars typed
+//! as PyYAML types them) into an untyped tree, then walk it: top-level keys, endpoint entries
+//! (`endpoints:` and legacy `routes:` entries with a `model`), duplicate names, traffic routes. Errors are reported in MLflow's stage order
 //! (names, traffic routes, then the endpoints' field checks) so the first one is the one MLflow
 //! would have raised in most cases.
 
@@ -18,6 +18,7 @@ use super::fields::{index, join, Obj, Report, FIELD_REQUIRED, NOT_A_LIST};
 use super::model::GatewayConfig;
 use super::providers::Provider;
 use super::routes::{check_duplicate_names, check_route, raw_route_name};
+use super::yaml::build_tree;
 
 /// MLflow's provider allow-list variable (spec §1.3).
 pub const ALLOWED_PROVIDERS_ENV: &str = "MLFLOW_GATEWAY_ALLOWED_PROVIDERS";
@@ -167,7 +168,8 @@ fn load_text(
 }
 
 /// Parses YAML into an untyped tree. Budgets are far above any real endpoint file and far below
-/// what an alias bomb needs.
+/// what an alias bomb needs. serde-saphyr checks the text (syntax, budgets, positions); the tree
+/// is then built with MLflow's (PyYAML's) typing of plain scalars.
 fn parse_yaml(text: &str, source: Option<&Path>) -> Result<Value, ConfigErrors> {
     let what = match source {
         Some(path) => format!("The file at {} is not a valid yaml file", path.display()),
@@ -189,9 +191,11 @@ fn parse_yaml(text: &str, source: Option<&Path>) -> Result<Value, ConfigErrors> 
         alias_limits: alias_limits(),
         // PyYAML keeps the last of two equal keys; so do we, to accept the same files.
         duplicate_keys: serde_saphyr::options::DuplicateKeyPolicy::LastWins,
+        // Whether `12e45678` is a number at all is PyYAML's call (it is not), made below.
+        non_finite_float_policy: serde_saphyr::options::NonFiniteFloatPolicy::AsString,
         with_snippet: false,
     };
-    let value: Value = serde_saphyr::from_str_with_options(text, options).map_err(|e| {
+    serde_saphyr::from_str_with_options::<Value>(text, options).map_err(|e| {
         let detail = e.to_string();
         // serde-saphyr usually puts the position in its message already; add it when not.
         let location = match e.location() {
@@ -202,7 +206,7 @@ fn parse_yaml(text: &str, source: Option<&Path>) -> Result<Value, ConfigErrors> 
         };
         ConfigErrors::single(format!("{what}: {detail}{location}"))
     })?;
-    Ok(value)
+    build_tree(text).map_err(|detail| ConfigErrors::single(format!("{what}: {detail}")))
 }
 
 fn alias_limits() -> serde_saphyr::options::AliasLimits {

@@ -145,6 +145,40 @@ fn duplicate_yaml_keys_keep_the_last_like_pyyaml() {
     assert!(loaded.config.endpoints.is_empty());
 }
 
+/// Unquoted values PyYAML (MLflow's loader) reads as strings load as strings here too, though YAML
+/// 1.2 would make them booleans or numbers; `12e45678` would even be a float out of range.
+#[test]
+fn unquoted_values_are_typed_as_mlflow_types_them() {
+    let text = "endpoints:
+  - name: y
+    endpoint_type: llm/v1/chat
+    model: {provider: openai, name: 1e3, config: {openai_api_key: 12e45678}}
+  - name: n
+    endpoint_type: llm/v1/chat
+    model: {provider: openai, name: 0o17, config: {openai_api_key: k}}
+    limit: {calls: 0x0A, renewal_period: minute}
+";
+    let config = load_str(text, &opts()).expect("loads").config;
+    let y = config.endpoint("y").expect("endpoint y");
+    assert_eq!(y.model.name.as_deref(), Some("1e3"));
+    match &y.model.config {
+        crate::config::ProviderConfig::OpenAi(c) => assert_eq!(c.api_key.expose(), "12e45678"),
+        other => panic!("unexpected config {other:?}"),
+    }
+    let n = config.endpoint("n").expect("endpoint n");
+    assert_eq!(n.model.name.as_deref(), Some("0o17"));
+    assert_eq!(n.limit.as_ref().map(|l| l.calls), Some(10));
+}
+
+#[test]
+fn non_finite_floats_are_refused_with_their_position() {
+    let err = load_str("endpoints:\n  - name: .inf\n", &opts()).expect_err("refused");
+    assert_eq!(
+        err.to_string(),
+        "The configuration is not a valid yaml file: non-finite float `.inf` is not supported at line 2, column 11"
+    );
+}
+
 #[test]
 fn endpoints_key_is_required() {
     assert_error(&json!({"routes": null}), "endpoints", "Field required");

@@ -7,6 +7,7 @@
 //! - [`load`]: the public entry points ([`load_str`], [`load_file`]) and the whole-document walk.
 //! - [`keys`]: `$ENV_VAR` / key-file / literal API-key resolution.
 //! - [`limits`]: the `limit.renewal_period` grammar.
+//! - `yaml`: the untyped tree, with plain scalars typed by PyYAML's (YAML 1.1) rules.
 //! - `endpoints`, `routes`, `blocks`, `aws`, `fields`: the per-part checks behind [`load`].
 
 mod aws;
@@ -21,6 +22,7 @@ pub mod providers;
 mod routes;
 #[cfg(test)]
 mod test_support;
+mod yaml;
 
 pub use load::{
     load_file, load_str, parse_allowed_providers, ConfigErrors, ConfigIssue, LoadOptions, Loaded,
