@@ -243,28 +243,40 @@ fn sign_and_digits(text: &str) -> (f64, String) {
 }
 
 /// YAML 1.1 integers: `0b` binary, `0x` hex, a leading `0` octal, `:`-separated base 60.
-/// Exact as `i64`/`u64` when it fits, else the nearest float (no config field takes one that big).
+/// Exact as `i64`/`u64` when it fits; PyYAML's integers are unbounded, so a longer one becomes the
+/// nearest float (no config field takes one that big, and the error then says so).
 fn int(text: &str) -> Option<Value> {
     let (sign, digits) = sign_and_digits(text);
-    let magnitude = if let Some(bin) = digits.strip_prefix("0b") {
-        u128::from_str_radix(bin, 2).ok()
+    let (body, radix) = if let Some(bin) = digits.strip_prefix("0b") {
+        (bin, 2)
     } else if let Some(hex) = digits.strip_prefix("0x") {
-        u128::from_str_radix(hex, 16).ok()
-    } else if digits.contains(':') {
-        digits.split(':').try_fold(0u128, |total, part| {
+        (hex, 16)
+    } else if digits.len() > 1 && digits.starts_with('0') {
+        (digits.as_str(), 8)
+    } else {
+        (digits.as_str(), 10)
+    };
+    if body.is_empty() {
+        return None; // `0b_`, `0x_`: PyYAML fails on these too
+    }
+    let exact = if body.contains(':') {
+        body.split(':').try_fold(0u128, |total, part| {
             total
                 .checked_mul(60)?
                 .checked_add(part.parse::<u128>().ok()?)
         })
-    } else if digits.len() > 1 && digits.starts_with('0') {
-        u128::from_str_radix(&digits, 8).ok()
     } else {
-        digits.parse::<u128>().ok()
+        u128::from_str_radix(body, radix).ok()
     };
-    let Some(magnitude) = magnitude else {
-        // Too long for u128, or no digits at all (`0b_`): a float, or not a number.
-        let f = digits.parse::<f64>().ok().filter(|f| f.is_finite())?;
-        return Number::from_f64(sign * f).map(Value::Number);
+    let Some(magnitude) = exact else {
+        let approximate = if body.contains(':') {
+            base_60(body)?
+        } else {
+            body.chars().try_fold(0.0, |total: f64, c| {
+                Some(total * f64::from(radix) + f64::from(c.to_digit(radix)?))
+            })?
+        };
+        return Number::from_f64(sign * approximate).map(Value::Number);
     };
     let number = if sign < 0.0 {
         i128::try_from(magnitude)
@@ -280,23 +292,22 @@ fn int(text: &str) -> Option<Value> {
     }))
 }
 
+/// `a:b:c` as `(a * 60 + b) * 60 + c`.
+fn base_60(digits: &str) -> Option<f64> {
+    digits.split(':').try_fold(0.0, |total: f64, part| {
+        Some(total * 60.0 + part.parse::<f64>().ok()?)
+    })
+}
+
 /// YAML 1.1 floats: `.inf`, `.nan`, `:`-separated base 60, or a decimal (a `.` is required).
 fn float(text: &str) -> Option<f64> {
     let (sign, digits) = sign_and_digits(&text.to_ascii_lowercase());
-    if digits == ".inf" {
-        return Some(sign * f64::INFINITY);
+    match digits.as_str() {
+        ".inf" => Some(sign * f64::INFINITY),
+        ".nan" => Some(f64::NAN),
+        _ if digits.contains(':') => base_60(&digits).map(|f| sign * f),
+        _ => digits.parse::<f64>().ok().map(|f| sign * f),
     }
-    if digits == ".nan" {
-        return Some(f64::NAN);
-    }
-    if digits.contains(':') {
-        let mut total = 0.0;
-        for part in digits.split(':') {
-            total = total * 60.0 + part.parse::<f64>().ok()?;
-        }
-        return Some(sign * total);
-    }
-    digits.parse::<f64>().ok().map(|f| sign * f)
 }
 
 #[cfg(test)]
