@@ -323,6 +323,11 @@ mod tests {
         tree(&format!("a: {text}\n"))["a"].clone()
     }
 
+    fn assert_refused(text: &str, reason: &str) {
+        let err = build_tree(text).unwrap_err();
+        assert!(err.contains(reason), "{err}");
+    }
+
     #[test]
     fn the_patterns_compile() {
         assert!(PATTERNS.is_some());
@@ -390,11 +395,7 @@ mod tests {
             tree("a: !!str 017\nb: !!int '017'\nc: !!float '1'\nd: !!bool 'off'\ne: !!null ''\n"),
             json!({"a": "017", "b": 15, "c": 1.0, "d": false, "e": null})
         );
-        let err = build_tree("a: !!int x\n").unwrap_err();
-        assert!(
-            err.contains("'x' is not a valid integer at line 1"),
-            "{err}"
-        );
+        assert_refused("a: !!int x\n", "'x' is not a valid integer at line 1");
     }
 
     #[test]
@@ -447,10 +448,9 @@ list: [*base, *other]
             tree("a: &a {k: 1}\nb: &b {k: 2}\nc: {<<: *a, <<: *b}\n")["c"],
             json!({"k": 2})
         );
-        let err = build_tree("a: &x 1\nb: {<<: *x}\n").unwrap_err();
-        assert!(
-            err.contains("expected a mapping or a list of mappings for merging"),
-            "{err}"
+        assert_refused(
+            "a: &x 1\nb: {<<: *x}\n",
+            "expected a mapping or a list of mappings for merging",
         );
     }
 
@@ -460,9 +460,7 @@ list: [*base, *other]
             tree("1: a\nyes: b\nk: c\nk: d\n"),
             json!({"1": "a", "yes": "b", "k": "d"})
         );
-        assert!(build_tree("? [a]\n: b\n")
-            .unwrap_err()
-            .contains("unhashable key"));
+        assert_refused("? [a]\n: b\n", "unhashable key");
     }
 
     #[test]
