@@ -417,6 +417,19 @@ mod tests {
             scalar_of("-18446744073709551616"),
             json!(-18446744073709551616.0)
         );
+        assert_eq!(
+            scalar_of(&format!("0x{}", "f".repeat(40))),
+            json!(16f64.powi(40))
+        );
+        // Summed in floats, so within rounding of 60^30.
+        let base_60 = scalar_of(&format!("1{}", ":00".repeat(30)));
+        let expected = 60f64.powi(30);
+        assert!(
+            (base_60.as_f64().unwrap() - expected).abs() < expected * 1e-12,
+            "{base_60}"
+        );
+        assert_refused("a: 0x_\n", "'0x_' is not a valid integer");
+        assert_refused("a: ._\n", "'._' is not a valid float");
     }
 
     #[test]
