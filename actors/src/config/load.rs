@@ -3,9 +3,9 @@
 //!
 //! Pipeline: parse the YAML (serde-saphyr, with a budget against alias bombs; plain scalars typed
 //! as PyYAML types them) into an untyped tree, then walk it: top-level keys, endpoint entries
-//! (`endpoints:` and legacy `routes:` entries with a `model`), duplicate names, traffic routes. Errors are reported in MLflow's stage order
-//! (names, traffic routes, then the endpoints' field checks) so the first one is the one MLflow
-//! would have raised in most cases.
+//! (`endpoints:` and legacy `routes:` entries with a `model`), duplicate names, traffic routes.
+//! Errors are reported in MLflow's stage order (names, traffic routes, then the endpoints' field
+//! checks) so the first one is the one MLflow would have raised in most cases.
 
 use std::fmt;
 use std::path::Path;
@@ -195,6 +195,8 @@ fn parse_yaml(text: &str, source: Option<&Path>) -> Result<Value, ConfigErrors> 
         non_finite_float_policy: serde_saphyr::options::NonFiniteFloatPolicy::AsString,
         with_snippet: false,
     };
+    // This tree is dropped, but building it keeps serde-saphyr's refusals (a key that is not text,
+    // a value its tag does not fit) and their positions ahead of build_tree's, as before.
     serde_saphyr::from_str_with_options::<Value>(text, options).map_err(|e| {
         let detail = e.to_string();
         // serde-saphyr usually puts the position in its message already; add it when not.
