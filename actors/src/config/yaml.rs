@@ -243,8 +243,9 @@ fn sign_and_digits(text: &str) -> (f64, String) {
 }
 
 /// YAML 1.1 integers: `0b` binary, `0x` hex, a leading `0` octal, `:`-separated base 60.
-/// Exact as `i64`/`u64` when it fits; PyYAML's integers are unbounded, so a longer one becomes the
-/// nearest float (no config field takes one that big, and the error then says so).
+/// Exact as `i64`/`u64` when it fits; PyYAML's integers are unbounded, so a longer one becomes a
+/// float, correctly rounded for decimals and within rounding otherwise (no config field takes one
+/// that big, and the field check then says so).
 fn int(text: &str) -> Option<Value> {
     let (sign, digits) = sign_and_digits(text);
     let (body, radix) = if let Some(bin) = digits.strip_prefix("0b") {
@@ -271,6 +272,8 @@ fn int(text: &str) -> Option<Value> {
     let Some(magnitude) = exact else {
         let approximate = if body.contains(':') {
             base_60(body)?
+        } else if radix == 10 {
+            body.parse::<f64>().ok()? // correctly rounded, as Python's float(int) is
         } else {
             body.chars().try_fold(0.0, |total: f64, c| {
                 Some(total * f64::from(radix) + f64::from(c.to_digit(radix)?))
