@@ -128,6 +128,12 @@ pub fn load_str(text: &str, opts: &LoadOptions) -> Result<Loaded, ConfigErrors> 
     load_text(text, None, opts)
 }
 
+/// The untyped tree the loader walks, before any endpoint check: what PyYAML's `safe_load` gives
+/// MLflow for the same text (see `fuzz/pyyaml_differential.py`).
+pub fn yaml_tree(text: &str) -> Result<Value, ConfigErrors> {
+    parse_yaml(text, None)
+}
+
 /// Loads a config file. Read failures are reported as one issue naming the file.
 pub fn load_file(path: &Path, opts: &LoadOptions) -> Result<Loaded, ConfigErrors> {
     let shown = path.display();

@@ -25,7 +25,8 @@ mod test_support;
 mod yaml;
 
 pub use load::{
-    load_file, load_str, parse_allowed_providers, ConfigErrors, ConfigIssue, LoadOptions, Loaded,
+    load_file, load_str, parse_allowed_providers, yaml_tree, ConfigErrors, ConfigIssue,
+    LoadOptions, Loaded,
 };
 pub use model::*;
 pub use providers::*;
