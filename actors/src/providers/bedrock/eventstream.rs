@@ -19,6 +19,8 @@ use bytes::{Buf, Bytes, BytesMut};
 
 /// Total length + headers length + prelude CRC.
 const PRELUDE_LEN: usize = 12;
+/// Where the prelude CRC sits: after the two lengths it covers.
+const PRELUDE_CRC_AT: usize = 8;
 /// The message CRC at the end.
 const TRAILER_LEN: usize = 4;
 /// A message with no headers and no payload.
@@ -141,7 +143,9 @@ impl Decoder {
         }
         let total = be_u32(&self.buffer[0..4]) as usize;
         let headers_len = be_u32(&self.buffer[4..8]) as usize;
-        if crc32fast::hash(&self.buffer[0..8]) != be_u32(&self.buffer[8..12]) {
+        if crc32fast::hash(&self.buffer[..PRELUDE_CRC_AT])
+            != be_u32(&self.buffer[PRELUDE_CRC_AT..PRELUDE_LEN])
+        {
             return Err(DecodeError::PreludeChecksum);
         }
         // Checked before waiting for the body, so a hostile length cannot make us buffer more
@@ -184,8 +188,9 @@ pub fn with_checksums_filled_in(bytes: &[u8]) -> Vec<u8> {
         else {
             break;
         };
-        let prelude_crc = crc32fast::hash(&bytes[start..start + 8]);
-        bytes[start + 8..start + PRELUDE_LEN].copy_from_slice(&prelude_crc.to_be_bytes());
+        let crc_start = start + PRELUDE_CRC_AT;
+        let prelude_crc = crc32fast::hash(&bytes[start..crc_start]);
+        bytes[crc_start..start + PRELUDE_LEN].copy_from_slice(&prelude_crc.to_be_bytes());
         let crc_at = end - TRAILER_LEN;
         let message_crc = crc32fast::hash(&bytes[start..crc_at]);
         bytes[crc_at..end].copy_from_slice(&message_crc.to_be_bytes());
