@@ -66,9 +66,9 @@ pub(crate) fn build_tree(text: &str) -> Result<Value, String> {
     };
     loop {
         match builder.next()? {
-            (Event::StreamEnd, _) => return Ok(Value::Null),
             (Event::StreamStart | Event::DocumentStart(..), _) => {}
-            (Event::DocumentEnd, _) => return Ok(Value::Null),
+            // No node at all: an empty file, or one of comments only.
+            (Event::StreamEnd | Event::DocumentEnd, _) => return Ok(Value::Null),
             (event, span) => return builder.node(event, span),
         }
     }
