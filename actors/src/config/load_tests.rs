@@ -171,7 +171,7 @@ fn unquoted_values_are_typed_as_mlflow_types_them() {
 }
 
 #[test]
-fn non_finite_floats_are_refused_with_their_position() {
+fn non_finite_floats_make_the_file_invalid_with_their_position() {
     let err = load_str("endpoints:\n  - name: .inf\n", &opts()).expect_err("refused");
     assert_eq!(
         err.to_string(),
