@@ -1,28 +1,52 @@
-//! Replays the committed fuzz corpus (`fuzz/corpus/<target>/`) through the same checks the fuzz
-//! targets run, so every test run re-proves what fuzzing found, on stable Rust.
+//! Replays the committed fuzz corpus through the same checks the fuzz targets run, so every test
+//! run re-proves what fuzzing found, on stable Rust.
+//!
+//! The corpus is committed as one archive, `fuzz/corpus.tar.gz` (about 5 MB for some 51,000
+//! inputs), instead of a file per input: a checkout stays small and every input is still replayed.
+//! `fuzz/corpus.sh unpack` lays it out as `fuzz/corpus/<target>/` for `cargo fuzz run`, and
+//! `fuzz/corpus.sh pack` writes the archive back after a fuzzing round.
 
-use std::path::Path;
+use std::io::Read;
+use std::path::{Component, Path};
 
+use flate2::read::GzDecoder;
 use switchyard_actors::fuzz_checks;
 
-fn replay(target: &str, check: fn(&[u8])) {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../fuzz/corpus")
-        .join(target);
-    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display()));
-    let mut count = 0;
-    for entry in entries {
-        let path = entry.unwrap().path();
-        let data = std::fs::read(&path).unwrap();
-        let outcome = std::panic::catch_unwind(|| check(&data));
-        assert!(
-            outcome.is_ok(),
-            "{target}: {} made the check panic",
-            path.display()
+/// Every input of `target` in the archive, with its path for the failure message.
+fn inputs(target: &str) -> Vec<(String, Vec<u8>)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus.tar.gz");
+    let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut archive = tar::Archive::new(GzDecoder::new(file));
+    let mut found = Vec::new();
+    for entry in archive.entries().expect("a tar.gz archive") {
+        let mut entry = entry.expect("an archive entry");
+        if !entry.header().entry_type().is_file() {
+            continue;
+        }
+        let name = entry.path().expect("an entry path").into_owned();
+        let parts: Vec<Component> = name.components().collect();
+        // corpus/<target>/<input>
+        let in_target = matches!(
+            parts.as_slice(),
+            [Component::Normal(top), Component::Normal(dir), Component::Normal(_)]
+                if *top == "corpus" && *dir == target
         );
-        count += 1;
+        if in_target {
+            let mut data = Vec::new();
+            entry.read_to_end(&mut data).expect("an entry's bytes");
+            found.push((name.display().to_string(), data));
+        }
     }
-    assert!(count > 0, "{target}: the corpus is empty");
+    found
+}
+
+fn replay(target: &str, check: fn(&[u8])) {
+    let inputs = inputs(target);
+    assert!(!inputs.is_empty(), "{target}: the corpus is empty");
+    for (name, data) in &inputs {
+        let outcome = std::panic::catch_unwind(|| check(data));
+        assert!(outcome.is_ok(), "{target}: {name} made the check panic");
+    }
 }
 
 #[test]
