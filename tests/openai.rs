@@ -1337,7 +1337,7 @@ fn gateway_completion_chunk(text: Value, finish: Value) -> Value {
 }
 
 /// Real OpenAI legacy completion chunks carry `choices[].text` and no `delta` (MLflow misreads
-/// them: DIFFERENCES #14); a `delta.content` chunk (some compatible servers) still works.
+/// them, a bug we do not copy); a `delta.content` chunk (some compatible servers) still works.
 #[actix_rt::test]
 async fn completions_stream_reads_text_chunks_and_falls_back_to_delta() {
     let up = Upstream::start();

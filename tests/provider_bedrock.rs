@@ -442,7 +442,7 @@ async fn invoke_model_completions_per_family() {
     for (endpoint, name, signed) in [
         ("titan", "invoke/titan_text.json", true),
         ("ai21", "invoke/ai21.json", true),
-        // DIFFERENCES #14: MLflow ignores the bearer token for completions; we send it.
+        // MLflow 3.17 ignores the bearer token for completions (a bug); we send it.
         ("claude-bearer", "invoke/anthropic.json", false),
     ] {
         let case = fixture(name);

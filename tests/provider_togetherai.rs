@@ -1,9 +1,9 @@
 //! `togetherai` end to end: the real binary in front of the scripted mock upstream speaking
-//! Together's API (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, SSE streams).
-//! Pins the upstream request (path, bearer key, exact body with the configured model first,
-//! embeddings included) and the client's reply on every path, both streams, MLflow's 422s, the
-//! refusal of a client `model` on MLflow paths (DIFFERENCES #14), and upstream errors. The key
-//! appears in no response and no log line.
+//! Together's API (`/v1/chat/completions`, `/v1/completions`, `/v1/embeddings`, SSE streams). Pins
+//! the upstream request (path, bearer key, exact body with the configured model first, embeddings
+//! included) and the client's reply on every path, both streams, MLflow's 422s, the refusal of a
+//! client `model` on MLflow paths (MLflow lets it replace the configured model), and upstream
+//! errors. The key appears in no response and no log line.
 
 mod common;
 
@@ -229,7 +229,7 @@ async fn mlflows_rules_and_the_configured_model_win() {
         }
     }
     // MLflow lets the client's `model` replace the configured one here; Switchyard refuses it
-    // on MLflow paths as for every other provider (DIFFERENCES #14).
+    // on MLflow paths as for every other provider (MLflow lets it replace the configured model).
     for (name, body) in [
         (
             "together-chat",

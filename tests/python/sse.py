@@ -1,8 +1,8 @@
 """A strict reader for the gateway's server-sent events, shared by the raw streaming tests.
 
-The gateway frames every event as ``data: <compact JSON>\\n\\n`` with no ``event:`` or ``id:`` lines
-(spec §4.4); ``/v1/*`` streams add a final ``data: [DONE]``. This parser checks that framing rather
-than tolerating variations, so a framing regression fails loudly.
+The gateway frames every event as ``data: <compact JSON>\\n\\n`` with no ``event:`` or ``id:`` lines,
+as MLflow 3.17.2 frames them; ``/v1/*`` streams add a final ``data: [DONE]``. This parser checks
+that framing rather than tolerating variations, so a framing regression fails loudly.
 """
 
 from __future__ import annotations

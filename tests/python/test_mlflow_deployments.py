@@ -34,7 +34,7 @@ def _assert_usage(usage: dict) -> None:
 def test_list_endpoints(deploy_client, base_url):
     endpoints = deploy_client.list_endpoints()
 
-    # Config order, endpoints only: the traffic route is not listed (spec §2, §3.2).
+    # Config order, endpoints only: the traffic route is not listed, as MLflow lists them.
     assert [e.name for e in endpoints] == list(ENDPOINTS)
     for endpoint in endpoints:
         endpoint_type, model_name = ENDPOINTS[endpoint.name]
@@ -74,7 +74,7 @@ def test_get_endpoint_unknown_is_404(deploy_client):
 
 
 def test_get_endpoint_of_a_route_is_404(deploy_client):
-    # Routes are invocable but not endpoints: MLflow answers 404 for them (spec §2).
+    # Routes are invocable but not endpoints: MLflow answers 404 for them.
     with pytest.raises(requests.HTTPError) as info:
         deploy_client.get_endpoint(ROUTE)
     assert info.value.response.status_code == 404
@@ -118,7 +118,7 @@ def test_predict_completions(deploy_client):
     )
     assert response["object"] == "text_completion"
     assert response["model"] == "mock-completions"
-    assert "provider" not in response  # chat-only field (spec §4.2)
+    assert "provider" not in response  # a chat-only field in MLflow's response schema
     assert len(response["choices"]) == 1
     assert response["choices"][0]["index"] == 0
     assert response["choices"][0]["text"] == "Echo this prompt, please."
@@ -233,7 +233,7 @@ def test_stream_chat_mlflow_path(base_url):
     text = "one two three four five six seven eight nine ten"
     _, events = _stream(base_url, "chat-stream", {"messages": [{"role": "user", "content": text}]})
 
-    assert DONE not in events, "MLflow invocation paths must not send [DONE] (spec §4.4)"
+    assert DONE not in events, "MLflow invocation paths must not send [DONE]"
     assert len(events) >= STREAM_CHUNKS
     for event in events:
         assert event["object"] == "chat.completion.chunk"

@@ -1,4 +1,5 @@
-"""The official OpenAI Python SDK against Switchyard's ``/v1/*`` (spec §3.5, DIFFERENCES #3, #4).
+"""The official OpenAI Python SDK against Switchyard's ``/v1/*``: streams end with ``[DONE]`` and
+every error is OpenAI-shaped, where MLflow sends neither.
 
 This module owns the OpenAI-compatible surface as the SDK sees it: chat and completions, streamed
 and not, embeddings in both wire encodings (the SDK asks for base64 by default and decodes it),
@@ -129,7 +130,8 @@ def test_chat_streaming_via_traffic_route(openai_client):
 
 
 def test_raw_v1_stream_ends_with_done(openai_client):
-    # The SDK tolerates a missing [DONE]; check the framing itself (DIFFERENCES #3).
+    # The SDK tolerates a missing [DONE]; check the framing itself (MLflow sends none; Switchyard
+    # ends /v1 streams with it).
     raw = openai_client.chat.completions.with_raw_response.create(
         model="chat-stream", messages=[{"role": "user", "content": "framing check"}], stream=True
     )
@@ -226,7 +228,8 @@ def test_unknown_model_is_not_found(openai_client):
             model="no-such-model", messages=[{"role": "user", "content": "hi"}]
         )
     assert info.value.status_code == 404
-    # OpenAI-shaped error body (DIFFERENCES #4); the SDK exposes body["error"] as .body.
+    # OpenAI-shaped error body (MLflow answers plain-text 500s); the SDK exposes body["error"] as
+    # .body.
     assert isinstance(info.value.body, dict), info.value.body
     assert "no-such-model" in info.value.body["message"]
 
@@ -261,7 +264,8 @@ def test_invalid_body_is_unprocessable(openai_client):
 
 
 def test_invalid_stream_request_fails_before_streaming(openai_client):
-    # A validation error on a stream request is a plain 422, not a 200 stream (DIFFERENCES #2).
+    # A validation error on a stream request is a plain 422, not a 200 stream (errors known before
+    # the first byte are never streamed).
     with pytest.raises(openai.UnprocessableEntityError):
         openai_client.chat.completions.create(
             model="chat-stream", messages=[{"role": "user", "content": "hi"}], top_p=7, stream=True

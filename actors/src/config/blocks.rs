@@ -1,4 +1,4 @@
-//! Parsing one `model.config` block into its typed [`ProviderConfig`] (spec §1.5), with MLflow's
+//! Parsing one `model.config` block into its typed [`ProviderConfig`], with MLflow's
 //! defaults and cross-field rules. API keys go through `keys::resolve_api_key`.
 
 use serde_json::{Map, Value};

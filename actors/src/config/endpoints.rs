@@ -1,6 +1,6 @@
-//! Validating one endpoint entry (spec §1.3): name, type, model (provider, name rules, config
+//! Validating one endpoint entry: name, type, model (provider, name rules, config
 //! block, provider policy) and limit. Also reads legacy MLflow 2.x `routes:` entries that carry a
-//! `model` (DIFFERENCES #1).
+//! `model` (MLflow 3 rejects that legacy format; we read it).
 
 use serde_json::Value;
 

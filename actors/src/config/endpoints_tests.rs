@@ -1,5 +1,5 @@
-//! Endpoint-entry rules (spec §1.3, §1.4): each test starts from the good sample and changes one
-//! field.
+//! Endpoint-entry rules (MLflow's endpoint object and API-key indirection): each test starts from
+//! the good sample and changes one field.
 
 use serde_json::json;
 

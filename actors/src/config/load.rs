@@ -20,7 +20,7 @@ use super::providers::Provider;
 use super::routes::{check_duplicate_names, check_route, raw_route_name};
 use super::yaml::build_tree;
 
-/// MLflow's provider allow-list variable (spec §1.3).
+/// MLflow's provider allow-list variable.
 pub const ALLOWED_PROVIDERS_ENV: &str = "MLFLOW_GATEWAY_ALLOWED_PROVIDERS";
 
 /// A config file this large is not an endpoint list; refuse it before parsing.
@@ -318,8 +318,9 @@ fn list<'v>(rep: &mut Report, o: &Obj<'v>, key: &str) -> Result<&'v [Value], ()>
     }
 }
 
-/// DIFFERENCES #1: a `routes:` entry with a `model` (or, lacking one, a `route_type` / `type`
-/// and no `destinations`) is an MLflow 2.x endpoint, not a traffic route.
+/// The legacy format (MLflow 3 rejects it; we read it): a `routes:` entry with a `model` (or,
+/// lacking one, a `route_type` / `type` and no `destinations`) is an MLflow 2.x endpoint, not a
+/// traffic route.
 fn is_legacy_endpoint(item: &Value) -> bool {
     let Value::Object(map) = item else {
         return false;

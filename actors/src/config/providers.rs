@@ -1,4 +1,5 @@
-//! Provider names and the typed, defaulted per-provider `model.config` blocks (spec §1.5).
+//! Provider names and the typed, defaulted per-provider `model.config` blocks, with MLflow 3.17.2's
+//! fields and defaults.
 //!
 //! Parsing a raw YAML block into these types lives in `config::blocks`; this file only holds the
 //! types, their defaults and the name matching, so the rest of the runtime can depend on them

@@ -1,4 +1,4 @@
-//! Name uniqueness across endpoints and routes, and traffic-split route validation (spec §2),
+//! Name uniqueness across endpoints and routes, and traffic-split route validation,
 //! with MLflow's messages in MLflow's order.
 
 use std::collections::HashSet;

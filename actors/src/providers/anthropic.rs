@@ -1,4 +1,4 @@
-//! Anthropic (spec §5.2): chat over the Messages API (`/messages`), completions over the legacy
+//! Anthropic: chat over the Messages API (`/messages`), completions over the legacy
 //! Text Completions API (`/complete`), no embeddings. Pure code: no HTTP, no clock (the caller
 //! passes `created`).
 //!
@@ -150,7 +150,7 @@ fn scaled_temperature(temperature: Option<f64>) -> Option<Value> {
     temperature.map(|t| Value::from(TEMPERATURE_SCALE * t))
 }
 
-/// The Messages API body for a chat request (spec §5.2, steps 1–11).
+/// The Messages API body for a chat request, built in the order MLflow 3.17.2 builds it.
 fn chat_body(chat: &ChatRequest, model: Option<&str>) -> Result<Map<String, Value>, GatewayError> {
     let mut body = payload(chat)?;
     body.insert("model".to_owned(), Value::from(model));
@@ -463,7 +463,7 @@ fn parse_base64_data_url(url: &str) -> Option<(&str, &str)> {
     (!mime.is_empty()).then_some((mime, data))
 }
 
-/// The legacy Text Completions body (spec §5.2, "Completions").
+/// The legacy Text Completions body.
 fn completions_body(
     request: &CompletionsRequest,
     model: Option<&str>,

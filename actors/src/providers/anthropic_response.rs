@@ -1,5 +1,5 @@
 //! Anthropic responses back to the unified shapes: Messages API responses and stream events, and
-//! legacy Text Completions responses (spec §5.2). Pure: `created` is passed in.
+//! legacy Text Completions responses. Pure: `created` is passed in.
 
 use std::collections::HashMap;
 

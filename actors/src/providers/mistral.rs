@@ -1,4 +1,4 @@
-//! Mistral (spec §5.5): chat and embeddings on Mistral's OpenAI-like API, and completions served
+//! Mistral: chat and embeddings on Mistral's OpenAI-like API, and completions served
 //! through its chat API (the prompt as one user message). Pure code: no HTTP, and `created` for
 //! completions (Mistral's chat body is reused, MLflow stamps it with now) is passed in.
 //!
@@ -151,7 +151,7 @@ impl MistralWire {
 
 /// Mistral refuses `name` on system, user and assistant messages (422 `extra_forbidden`) and
 /// documents it only on tool messages, so it is kept there alone. (MLflow drops every `name`;
-/// other providers get it, DIFFERENCES #12.)
+/// other providers get it: Switchyard forwards message names, where MLflow drops them.)
 fn drop_participant_names(body: &mut Map<String, Value>) {
     if let Some(Value::Array(messages)) = body.get_mut("messages") {
         for message in messages.iter_mut().filter_map(Value::as_object_mut) {

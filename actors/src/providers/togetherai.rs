@@ -1,7 +1,7 @@
-//! TogetherAI (spec §5.6): chat, completions and embeddings on Together's OpenAI-like API. Pure
+//! TogetherAI: chat, completions and embeddings on Together's OpenAI-like API. Pure
 //! code: no HTTP, no clock (Together's bodies carry `created`).
 //!
-//! Deliberate difference (DIFFERENCES #14): MLflow lets a client's `model` replace the configured
+//! Deliberate difference from MLflow 3.17: MLflow lets a client's `model` replace the configured
 //! one here, and sends embeddings without any `model` (so they only work when the client names
 //! one). The invocation handlers refuse a client `model`, and every upstream body, embeddings
 //! included, starts with the configured model.
@@ -465,7 +465,7 @@ mod tests {
         );
     }
 
-    /// DIFFERENCES #14: MLflow sends embeddings without `model`; the configured one goes first.
+    /// Unlike MLflow, which sends embeddings without `model`; the configured one goes first.
     #[test]
     fn embeddings_request_names_the_configured_model() {
         let request = upstream(

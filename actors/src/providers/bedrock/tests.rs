@@ -373,7 +373,7 @@ fn bearer_rules_follow_mlflow_and_completions_use_the_token() {
         plan_error(&wire, EndpointType::Embeddings, json!({"input": "x"})),
         (501, json!("Embeddings are not supported for Bedrock API key (bearer token) auth. Use access_keys or default_chain auth mode for embeddings."))
     );
-    // DIFFERENCES #14: completions honour the bearer token (MLflow ignores it).
+    // Completions honour the bearer token (MLflow 3.17 ignores it, a bug we do not copy).
     let Plan::Completions { call, .. } = wire
         .plan(&request(
             EndpointType::Completions,
