@@ -14,6 +14,8 @@ pub mod config;
 pub mod dispatch;
 pub mod error;
 pub mod framing;
+/// The checks the fuzz targets (and the corpus replay test) run; only built for them.
+#[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub mod fuzz_checks;
 pub mod limits;
