@@ -267,3 +267,109 @@ async fn the_last_good_config_survives_deletion_and_a_replaced_directory() {
         .await
     );
 }
+
+// ---- Secrets and log hygiene (issue 17, defects 5, 6 and 7) ----
+
+/// The forms of [`CANARY`] an upstream may echo: as is, percent-encoded (it holds only `-`
+/// besides letters and digits), and the middle of its base64 in an echoed `Basic` header.
+fn canary_forms() -> Vec<String> {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("user:{CANARY}"));
+    vec![
+        CANARY.to_owned(),
+        CANARY.replace('-', "%2D"),
+        CANARY.replace('-', "%2d"),
+        // Past `user:` (its first 8 characters) and before the last, padded group.
+        basic[8..basic.len() - 4].to_owned(),
+    ]
+}
+
+fn assert_no_canary(what: &str, text: &str) {
+    for form in canary_forms() {
+        assert!(!text.contains(&form), "{what}: {form:?} leaked in {text}");
+    }
+}
+
+/// Waits until the gateway has written `count` access lines, so every line of those requests
+/// (the WARN about the failure comes before its access line) is in the captured log.
+fn wait_for_access_lines(gw: &Gateway, count: usize) -> String {
+    let found = (0..300).any(|_| {
+        if gw.logs().matches("switchyard::access").count() >= count {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        false
+    });
+    assert!(found, "fewer than {count} access lines:\n{}", gw.logs());
+    gw.logs()
+}
+
+#[actix_rt::test]
+async fn an_upstream_that_echoes_the_key_anywhere_never_leaks_it() {
+    use base64::Engine;
+    let upstream = Upstream::start();
+    let gw = Gateway::start(&config(&upstream));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("user:{CANARY}"));
+    // The key as an object key, as a percent-encoded query and inside an echoed Basic header;
+    // the body is written in two reads split in the middle of the key.
+    let error_body = json!({
+        CANARY: "is not a valid key",
+        "error": {"type": "auth", CANARY: {"url": format!("https://x/?key={}", CANARY.replace('-', "%2D"))}},
+        "echo": {"authorization": format!("Basic {basic}")},
+    })
+    .to_string();
+    let split = error_body.find(CANARY).unwrap() + 5;
+    let split_reply = |status: u16, text: &str| {
+        Reply::chunked(
+            status,
+            "application/json",
+            vec![text[..split].as_bytes().to_vec(), text[split..].as_bytes().to_vec()],
+        )
+    };
+    // Mid-stream: one good chunk, then an error event keyed by the key, also split across reads.
+    let good_chunk = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+        "choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": null}]});
+    let error_event = format!(
+        "data: {}\n\n",
+        json!({"error": {CANARY: "revoked", "hint": format!("Basic {basic}")}})
+    );
+    let mid = error_event.find(CANARY).unwrap() + 7;
+    let mid_stream = || {
+        Reply::sse(vec![
+            format!("data: {good_chunk}\n\n").into_bytes(),
+            error_event[..mid].as_bytes().to_vec(),
+            error_event[mid..].as_bytes().to_vec(),
+        ])
+    };
+    let mut requests = 0;
+    for (path, body) in [
+        ("/endpoints/chat/invocations", chat()),
+        (
+            "/v1/chat/completions",
+            json!({"model": "chat", "messages": [{"role": "user", "content": "x"}]}),
+        ),
+    ] {
+        for stream in [false, true] {
+            let mut body = body.clone();
+            body["stream"] = json!(stream);
+            let what = format!("{path} stream={stream}");
+            upstream.push(split_reply(401, &error_body));
+            let reply = post_json(&gw.url(path), &body).await;
+            requests += 1;
+            assert_eq!(reply.status, 401, "{what}: {}", reply.text);
+            assert!(reply.text.contains("***"), "{what}: {}", reply.text);
+            assert_no_canary(&what, &reply.text);
+            if stream {
+                upstream.push(mid_stream());
+                let reply = post_json(&gw.url(path), &body).await;
+                requests += 1;
+                assert_eq!(reply.status, 200, "{what}");
+                assert!(reply.text.contains("***"), "{what} mid-stream: {}", reply.text);
+                assert_no_canary(&format!("{what} mid-stream"), &reply.text);
+            }
+        }
+    }
+    let logs = wait_for_access_lines(&gw, requests);
+    assert!(logs.contains("request failed"), "{logs}");
+    assert_no_canary("logs", &logs);
+}
