@@ -323,7 +323,10 @@ async fn an_upstream_that_echoes_the_key_anywhere_never_leaks_it() {
         Reply::chunked(
             status,
             "application/json",
-            vec![text[..split].as_bytes().to_vec(), text[split..].as_bytes().to_vec()],
+            vec![
+                text[..split].as_bytes().to_vec(),
+                text[split..].as_bytes().to_vec(),
+            ],
         )
     };
     // Mid-stream: one good chunk, then an error event keyed by the key, also split across reads.
@@ -364,7 +367,11 @@ async fn an_upstream_that_echoes_the_key_anywhere_never_leaks_it() {
                 let reply = post_json(&gw.url(path), &body).await;
                 requests += 1;
                 assert_eq!(reply.status, 200, "{what}");
-                assert!(reply.text.contains("***"), "{what} mid-stream: {}", reply.text);
+                assert!(
+                    reply.text.contains("***"),
+                    "{what} mid-stream: {}",
+                    reply.text
+                );
                 assert_no_canary(&format!("{what} mid-stream"), &reply.text);
             }
         }

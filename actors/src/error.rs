@@ -361,22 +361,26 @@ mod tests {
             let basic = STANDARD.encode(format!("{prefix}{secret}"));
             let url = URL_SAFE.encode(format!("Bearer {prefix}{secret}"));
             let python = "sk-CANARY/123456%2Babcdef%3D";
-            let text = format!("{percent} {} {python} {basic} {url}", percent.to_lowercase());
-            let error = GatewayError::new(ErrorKind::UpstreamStatus, 401, text)
-                .redact(&[secret]);
+            let text = format!(
+                "{percent} {} {python} {basic} {url}",
+                percent.to_lowercase()
+            );
+            let error = GatewayError::new(ErrorKind::UpstreamStatus, 401, text).redact(&[secret]);
             let message = error.message();
             for form in secret_forms(secret) {
                 assert!(!message.contains(&form), "{form} in {message}");
             }
-            assert!(!message.contains("CANARY") && !message.contains("2DCANARY"), "{message}");
+            assert!(
+                !message.contains("CANARY") && !message.contains("2DCANARY"),
+                "{message}"
+            );
         }
     }
 
     #[test]
     fn short_secrets_are_not_scrubbed() {
         assert!(secret_forms("abc").is_empty());
-        let error =
-            GatewayError::new(ErrorKind::UpstreamStatus, 401, "abc abc").redact(&["abc"]);
+        let error = GatewayError::new(ErrorKind::UpstreamStatus, 401, "abc abc").redact(&["abc"]);
         assert_eq!(error.detail, json!("abc abc"));
     }
 }
