@@ -380,3 +380,34 @@ async fn an_upstream_that_echoes_the_key_anywhere_never_leaks_it() {
     assert!(logs.contains("request failed"), "{logs}");
     assert_no_canary("logs", &logs);
 }
+
+#[actix_rt::test]
+async fn upstream_text_cannot_forge_log_lines_or_send_terminal_escapes() {
+    let upstream = Upstream::start();
+    let gw = Gateway::start(&config(&upstream));
+    let forged = "\n2026-01-01T00:00:00Z INFO switchyard::access: status=200 fake";
+    let message = format!("boom{forged}\r\x1b[31mred\x1b[0m");
+    upstream.push(Reply::json(500, &json!({"error": {"message": message}})));
+    let reply = post_json(&gw.url("/endpoints/chat/invocations"), &chat()).await;
+    assert_eq!(reply.status, 500, "{}", reply.text);
+    // The client gets the upstream's message as JSON, which escapes it.
+    assert_eq!(reply.json["detail"], json!(message));
+    let logs = wait_for_access_lines(&gw, 1);
+    let warned = logs
+        .lines()
+        .find(|line| line.contains("request failed"))
+        .unwrap_or_else(|| panic!("no failure line in {logs}"));
+    assert!(
+        warned.contains(
+            "boom\\n2026-01-01T00:00:00Z INFO switchyard::access: status=200 fake\\r\\u{1b}[31mred"
+        ),
+        "{warned}"
+    );
+    assert!(
+        !logs
+            .lines()
+            .any(|line| line.starts_with("2026-01-01T00:00:00Z")),
+        "a forged line: {logs}"
+    );
+    assert!(!logs.contains('\x1b') && !logs.contains('\r'), "{logs:?}");
+}
