@@ -411,3 +411,95 @@ async fn upstream_text_cannot_forge_log_lines_or_send_terminal_escapes() {
     );
     assert!(!logs.contains('\x1b') && !logs.contains('\r'), "{logs:?}");
 }
+
+// ---- Stream replies that are not streams (issue 17, defect 10) ----
+
+#[actix_rt::test]
+async fn a_stream_answered_with_a_non_stream_content_type_is_a_502_before_the_first_byte() {
+    let upstream = Upstream::start();
+    let yaml = format!(
+        "{}  - name: co\n    endpoint_type: llm/v1/chat\n    model:\n      provider: cohere\n      name: command\n      config:\n        cohere_api_key: {CANARY}\n        cohere_api_base: {}/v1\n",
+        config(&upstream),
+        upstream.base()
+    );
+    let gw = Gateway::start(&yaml);
+    let completion = json!({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]});
+    let cases = [
+        // OpenAI speaks SSE: a whole JSON completion or a proxy's HTML page is not a stream.
+        (
+            "chat",
+            Reply::json(200, &completion),
+            "content type 'application/json' instead of 'text/event-stream'",
+        ),
+        (
+            "chat",
+            Reply::raw(200, "text/html; charset=utf-8", "<html>gateway</html>"),
+            "content type 'text/html; charset=utf-8' instead of 'text/event-stream'",
+        ),
+        (
+            "chat",
+            Reply::raw(200, "", "data: {}\n\n"),
+            "no content type instead of 'text/event-stream'",
+        ),
+        // Cohere v1 streams JSON lines: SSE is not its stream.
+        (
+            "co",
+            Reply::sse(vec![b"data: {}\n\n".to_vec()]),
+            "content type 'text/event-stream; charset=utf-8' instead of 'application/stream+json'",
+        ),
+    ];
+    for (endpoint, reply, expected) in cases {
+        for v1 in [false, true] {
+            upstream.push(reply.clone());
+            let (path, body) = if v1 {
+                (
+                    "/v1/chat/completions".to_owned(),
+                    json!({"model": endpoint, "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+                )
+            } else {
+                (
+                    format!("/endpoints/{endpoint}/invocations"),
+                    json!({"stream": true, "messages": [{"role": "user", "content": "x"}]}),
+                )
+            };
+            let reply = post_json(&gw.url(&path), &body).await;
+            assert_eq!(reply.status, 502, "{path}: {}", reply.text);
+            let content_type = reply
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            assert!(
+                content_type.starts_with("application/json"),
+                "{path}: {content_type}"
+            );
+            let message = if v1 {
+                assert_eq!(
+                    reply.json["error"]["code"], "upstream_content_type",
+                    "{}",
+                    reply.text
+                );
+                reply.json["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            } else {
+                reply.json["detail"].as_str().unwrap_or_default().to_owned()
+            };
+            assert!(message.contains(expected), "{path}: {message}");
+        }
+    }
+    // The real stream content types still stream.
+    upstream.push(Reply::sse_events(&[
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+        "choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": "stop"}]}),
+    ]));
+    let reply = post_json(
+        &gw.url("/v1/chat/completions"),
+        &json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(reply.text.contains("[DONE]"), "{}", reply.text);
+}
