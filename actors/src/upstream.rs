@@ -71,13 +71,21 @@ pub async fn send(
         .post(&request.url)
         .insert_header((CONTENT_TYPE, "application/json"));
     for (name, value) in &request.headers {
-        let value = HeaderValue::from_str(value).map_err(|_| {
-            // Config loading refuses control characters in keys; this is a last guard.
-            GatewayError::internal(format!("invalid value for upstream header '{name}'"))
-        })?;
-        builder = builder.insert_header((HeaderName::from_static(name), value));
+        builder =
+            builder.insert_header((HeaderName::from_static(name), header_value(name, value)?));
     }
     builder.send_body(request.body).await.map_err(send_error)
+}
+
+/// A provider header's value, marked sensitive: `Debug` then prints `Sensitive` instead of the
+/// value, and awc traces its HTTP/2 request heads with `Debug` (`RUST_LOG=trace`).
+fn header_value(name: &str, value: &str) -> Result<HeaderValue, GatewayError> {
+    let mut value = HeaderValue::from_str(value).map_err(|_| {
+        // Config loading refuses control characters in keys; this is a last guard.
+        GatewayError::internal(format!("invalid value for upstream header '{name}'"))
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 fn send_error(error: SendRequestError) -> GatewayError {
@@ -545,6 +553,16 @@ mod tests {
         );
         let e = decode_body("application/json", b"{nope").unwrap_err();
         assert_eq!((e.status, e.kind), (502, ErrorKind::UpstreamProtocol));
+    }
+
+    #[test]
+    fn provider_header_values_never_show_in_debug_output() {
+        let value = header_value("authorization", "Bearer sk-secret").unwrap();
+        assert_eq!(format!("{value:?}"), "Sensitive");
+        let mut headers = awc::http::header::HeaderMap::new();
+        headers.insert(awc::http::header::AUTHORIZATION, value);
+        assert!(!format!("{headers:?}").contains("sk-secret"));
+        assert!(header_value("x", "a\nb").is_err());
     }
 
     #[test]
