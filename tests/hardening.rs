@@ -324,8 +324,8 @@ async fn an_upstream_that_echoes_the_key_anywhere_never_leaks_it() {
             status,
             "application/json",
             vec![
-                text[..split].as_bytes().to_vec(),
-                text[split..].as_bytes().to_vec(),
+                text.as_bytes()[..split].to_vec(),
+                text.as_bytes()[split..].to_vec(),
             ],
         )
     };
@@ -340,8 +340,8 @@ async fn an_upstream_that_echoes_the_key_anywhere_never_leaks_it() {
     let mid_stream = || {
         Reply::sse(vec![
             format!("data: {good_chunk}\n\n").into_bytes(),
-            error_event[..mid].as_bytes().to_vec(),
-            error_event[mid..].as_bytes().to_vec(),
+            error_event.as_bytes()[..mid].to_vec(),
+            error_event.as_bytes()[mid..].to_vec(),
         ])
     };
     let mut requests = 0;
