@@ -126,3 +126,69 @@ async fn starts_and_answers_health() {
     // Reported, not asserted: timing belongs to benches/ (the README quotes the measured figure).
     eprintln!("startup to healthy: {:?}", started.elapsed());
 }
+
+/// A key field that names a missing file or a directory (under `/` or `~/`) is a problem `validate` and `start` report with the field's path and the endpoint; it is never
+/// sent as the key. `~/` is the HOME directory, and whitespace around `$VAR` is trimmed.
+#[test]
+fn a_mistyped_key_file_path_is_refused_not_sent_as_the_key() {
+    let home = tempfile::tempdir().unwrap();
+    std::fs::create_dir(home.path().join("keys")).unwrap();
+    std::fs::write(home.path().join("keys/openai.txt"), "sk-from-home\n").unwrap();
+    let home_dir = home.path().to_str().unwrap();
+    let endpoint = |name: &str, key: &str| {
+        format!("  - name: {name}\n    endpoint_type: llm/v1/chat\n    model:\n      provider: openai\n      config: {{openai_api_key: \"{key}\"}}\n")
+    };
+    let bad = format!(
+        "endpoints:\n{}{}{}",
+        endpoint("typo", "/run/secrets/openai-key-typo"),
+        endpoint("dir", home_dir),
+        endpoint("home-typo", "~/keys/openai-typo.txt"),
+    );
+    let (code, _, stderr) = validate(&bad, &[("HOME", home_dir)]);
+    assert_ne!(code, 0, "{stderr}");
+    for expected in [
+        "endpoints[0].model.config.openai_api_key: the API key file '/run/secrets/openai-key-typo' does not exist (needed by endpoint 'typo')",
+        "endpoints[1].model.config.openai_api_key: the API key file",
+        "is a directory, not a file (needed by endpoint 'dir')",
+        "endpoints[2].model.config.openai_api_key: the API key file '~/keys/openai-typo.txt'",
+        "does not exist (needed by endpoint 'home-typo')",
+    ] {
+        assert!(stderr.contains(expected), "{expected:?} not in {stderr}");
+    }
+    let good = format!(
+        "endpoints:\n{}{}",
+        endpoint("home", "~/keys/openai.txt"),
+        endpoint("spaced", " $SWITCHYARD_CLI_TEST_KEY "),
+    );
+    let (code, stdout, stderr) = validate(
+        &good,
+        &[("HOME", home_dir), ("SWITCHYARD_CLI_TEST_KEY", "sk-test")],
+    );
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.contains("valid (2 endpoints"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "endpoints:\n{}",
+            endpoint("typo", "/run/secrets/openai-key-typo")
+        ),
+    )
+    .unwrap();
+    let output = Command::new(BIN)
+        .arg("start")
+        .arg("--config-path")
+        .arg(&path)
+        .args(["--port", "0"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr
+            .contains("'/run/secrets/openai-key-typo' does not exist (needed by endpoint 'typo')"),
+        "{stderr}"
+    );
+}

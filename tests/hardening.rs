@@ -267,3 +267,239 @@ async fn the_last_good_config_survives_deletion_and_a_replaced_directory() {
         .await
     );
 }
+
+// ---- Secrets and log hygiene (issue 17, defects 5, 6 and 7) ----
+
+/// The forms of [`CANARY`] an upstream may echo: as is, percent-encoded (it holds only `-`
+/// besides letters and digits), and the middle of its base64 in an echoed `Basic` header.
+fn canary_forms() -> Vec<String> {
+    use base64::Engine;
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("user:{CANARY}"));
+    vec![
+        CANARY.to_owned(),
+        CANARY.replace('-', "%2D"),
+        CANARY.replace('-', "%2d"),
+        // Past `user:` (its first 8 characters) and before the last, padded group.
+        basic[8..basic.len() - 4].to_owned(),
+    ]
+}
+
+fn assert_no_canary(what: &str, text: &str) {
+    for form in canary_forms() {
+        assert!(!text.contains(&form), "{what}: {form:?} leaked in {text}");
+    }
+}
+
+/// Waits until the gateway has written `count` access lines, so every line of those requests
+/// (the WARN about the failure comes before its access line) is in the captured log.
+fn wait_for_access_lines(gw: &Gateway, count: usize) -> String {
+    let found = (0..300).any(|_| {
+        if gw.logs().matches("switchyard::access").count() >= count {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+        false
+    });
+    assert!(found, "fewer than {count} access lines:\n{}", gw.logs());
+    gw.logs()
+}
+
+#[actix_rt::test]
+async fn an_upstream_that_echoes_the_key_anywhere_never_leaks_it() {
+    use base64::Engine;
+    let upstream = Upstream::start();
+    let gw = Gateway::start(&config(&upstream));
+    let basic = base64::engine::general_purpose::STANDARD.encode(format!("user:{CANARY}"));
+    // The key as an object key, as a percent-encoded query and inside an echoed Basic header;
+    // the body is written in two reads split in the middle of the key.
+    let error_body = json!({
+        CANARY: "is not a valid key",
+        "error": {"type": "auth", CANARY: {"url": format!("https://x/?key={}", CANARY.replace('-', "%2D"))}},
+        "echo": {"authorization": format!("Basic {basic}")},
+    })
+    .to_string();
+    let split = error_body.find(CANARY).unwrap() + 5;
+    let split_reply = |status: u16, text: &str| {
+        Reply::chunked(
+            status,
+            "application/json",
+            vec![
+                text.as_bytes()[..split].to_vec(),
+                text.as_bytes()[split..].to_vec(),
+            ],
+        )
+    };
+    // Mid-stream: one good chunk, then an error event keyed by the key, also split across reads.
+    let good_chunk = json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+        "choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": null}]});
+    let error_event = format!(
+        "data: {}\n\n",
+        json!({"error": {CANARY: "revoked", "hint": format!("Basic {basic}")}})
+    );
+    let mid = error_event.find(CANARY).unwrap() + 7;
+    let mid_stream = || {
+        Reply::sse(vec![
+            format!("data: {good_chunk}\n\n").into_bytes(),
+            error_event.as_bytes()[..mid].to_vec(),
+            error_event.as_bytes()[mid..].to_vec(),
+        ])
+    };
+    let mut requests = 0;
+    for (path, body) in [
+        ("/endpoints/chat/invocations", chat()),
+        (
+            "/v1/chat/completions",
+            json!({"model": "chat", "messages": [{"role": "user", "content": "x"}]}),
+        ),
+    ] {
+        for stream in [false, true] {
+            let mut body = body.clone();
+            body["stream"] = json!(stream);
+            let what = format!("{path} stream={stream}");
+            upstream.push(split_reply(401, &error_body));
+            let reply = post_json(&gw.url(path), &body).await;
+            requests += 1;
+            assert_eq!(reply.status, 401, "{what}: {}", reply.text);
+            assert!(reply.text.contains("***"), "{what}: {}", reply.text);
+            assert_no_canary(&what, &reply.text);
+            if stream {
+                upstream.push(mid_stream());
+                let reply = post_json(&gw.url(path), &body).await;
+                requests += 1;
+                assert_eq!(reply.status, 200, "{what}");
+                assert!(
+                    reply.text.contains("***"),
+                    "{what} mid-stream: {}",
+                    reply.text
+                );
+                assert_no_canary(&format!("{what} mid-stream"), &reply.text);
+            }
+        }
+    }
+    let logs = wait_for_access_lines(&gw, requests);
+    assert!(logs.contains("request failed"), "{logs}");
+    assert_no_canary("logs", &logs);
+}
+
+#[actix_rt::test]
+async fn upstream_text_cannot_forge_log_lines_or_send_terminal_escapes() {
+    let upstream = Upstream::start();
+    let gw = Gateway::start(&config(&upstream));
+    let forged = "\n2026-01-01T00:00:00Z INFO switchyard::access: status=200 fake";
+    let message = format!("boom{forged}\r\x1b[31mred\x1b[0m");
+    upstream.push(Reply::json(500, &json!({"error": {"message": message}})));
+    let reply = post_json(&gw.url("/endpoints/chat/invocations"), &chat()).await;
+    assert_eq!(reply.status, 500, "{}", reply.text);
+    // The client gets the upstream's message as JSON, which escapes it.
+    assert_eq!(reply.json["detail"], json!(message));
+    let logs = wait_for_access_lines(&gw, 1);
+    let warned = logs
+        .lines()
+        .find(|line| line.contains("request failed"))
+        .unwrap_or_else(|| panic!("no failure line in {logs}"));
+    assert!(
+        warned.contains(
+            "boom\\n2026-01-01T00:00:00Z INFO switchyard::access: status=200 fake\\r\\u{1b}[31mred"
+        ),
+        "{warned}"
+    );
+    assert!(
+        !logs
+            .lines()
+            .any(|line| line.starts_with("2026-01-01T00:00:00Z")),
+        "a forged line: {logs}"
+    );
+    assert!(!logs.contains('\x1b') && !logs.contains('\r'), "{logs:?}");
+}
+
+// ---- Stream replies that are not streams (issue 17, defect 10) ----
+
+#[actix_rt::test]
+async fn a_stream_answered_with_a_non_stream_content_type_is_a_502_before_the_first_byte() {
+    let upstream = Upstream::start();
+    let yaml = format!(
+        "{}  - name: co\n    endpoint_type: llm/v1/chat\n    model:\n      provider: cohere\n      name: command\n      config:\n        cohere_api_key: {CANARY}\n        cohere_api_base: {}/v1\n",
+        config(&upstream),
+        upstream.base()
+    );
+    let gw = Gateway::start(&yaml);
+    let completion = json!({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"}, "finish_reason": "stop"}]});
+    let cases = [
+        // OpenAI speaks SSE: a whole JSON completion or a proxy's HTML page is not a stream.
+        (
+            "chat",
+            Reply::json(200, &completion),
+            "content type 'application/json' instead of 'text/event-stream'",
+        ),
+        (
+            "chat",
+            Reply::raw(200, "text/html; charset=utf-8", "<html>gateway</html>"),
+            "content type 'text/html; charset=utf-8' instead of 'text/event-stream'",
+        ),
+        (
+            "chat",
+            Reply::raw(200, "", "data: {}\n\n"),
+            "no content type instead of 'text/event-stream'",
+        ),
+        // Cohere v1 streams JSON lines: SSE is not its stream.
+        (
+            "co",
+            Reply::sse(vec![b"data: {}\n\n".to_vec()]),
+            "content type 'text/event-stream; charset=utf-8' instead of 'application/stream+json'",
+        ),
+    ];
+    for (endpoint, reply, expected) in cases {
+        for v1 in [false, true] {
+            upstream.push(reply.clone());
+            let (path, body) = if v1 {
+                (
+                    "/v1/chat/completions".to_owned(),
+                    json!({"model": endpoint, "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+                )
+            } else {
+                (
+                    format!("/endpoints/{endpoint}/invocations"),
+                    json!({"stream": true, "messages": [{"role": "user", "content": "x"}]}),
+                )
+            };
+            let reply = post_json(&gw.url(&path), &body).await;
+            assert_eq!(reply.status, 502, "{path}: {}", reply.text);
+            let content_type = reply
+                .headers
+                .get("content-type")
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default();
+            assert!(
+                content_type.starts_with("application/json"),
+                "{path}: {content_type}"
+            );
+            let message = if v1 {
+                assert_eq!(
+                    reply.json["error"]["code"], "upstream_content_type",
+                    "{}",
+                    reply.text
+                );
+                reply.json["error"]["message"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_owned()
+            } else {
+                reply.json["detail"].as_str().unwrap_or_default().to_owned()
+            };
+            assert!(message.contains(expected), "{path}: {message}");
+        }
+    }
+    // The real stream content types still stream.
+    upstream.push(Reply::sse_events(&[
+        json!({"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m",
+        "choices": [{"index": 0, "delta": {"content": "a"}, "finish_reason": "stop"}]}),
+    ]));
+    let reply = post_json(
+        &gw.url("/v1/chat/completions"),
+        &json!({"model": "chat", "stream": true, "messages": [{"role": "user", "content": "x"}]}),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert!(reply.text.contains("[DONE]"), "{}", reply.text);
+}

@@ -153,24 +153,15 @@ impl GatewayError {
         }
     }
 
-    /// Replaces every occurrence of each secret in the detail with `***`: an upstream that echoes
-    /// the key it was sent in an error message must not hand it to our client or our logs.
+    /// Replaces every occurrence of each secret in the detail with `***`, in string values and
+    /// object keys alike, and in the encodings an upstream may echo it in (see
+    /// [`secret_forms`]): an upstream that echoes the key it was sent in an error message must not
+    /// hand it to our client or our logs.
     pub fn redact(mut self, secrets: &[&str]) -> Self {
-        fn scrub(value: &mut Value, secrets: &[&str]) {
-            match value {
-                Value::String(text) => {
-                    for secret in secrets.iter().filter(|s| s.len() >= 4) {
-                        if text.contains(secret) {
-                            *text = text.replace(secret, "***");
-                        }
-                    }
-                }
-                Value::Array(items) => items.iter_mut().for_each(|v| scrub(v, secrets)),
-                Value::Object(map) => map.values_mut().for_each(|v| scrub(v, secrets)),
-                _ => {}
-            }
+        let forms: Vec<String> = secrets.iter().flat_map(|s| secret_forms(s)).collect();
+        if !forms.is_empty() {
+            scrub_value(&mut self.detail, &forms);
         }
-        scrub(&mut self.detail, secrets);
         self
     }
 
@@ -205,6 +196,113 @@ impl GatewayError {
     }
 }
 
+/// What a redacted secret becomes.
+const REDACTED: &str = "***";
+
+/// Secrets shorter than this are not scrubbed: `***` in place of every `ab` would wreck any text
+/// and protect nothing (real keys are tens of characters; `ollama`-style placeholders are not
+/// secret).
+const MIN_SECRET_LEN: usize = 4;
+
+/// Base64 fragments shorter than this are not scrubbed: a short run of base64 letters occurs in
+/// ordinary text by chance.
+const MIN_BASE64_FRAGMENT_LEN: usize = 16;
+
+/// The sets of characters common URL encoders escape: everything but letters and digits (a
+/// strict encoder), everything but RFC 3986's unreserved characters (most libraries), and the
+/// same with `/` kept (Python's `urllib.parse.quote` default).
+const PERCENT_ENCODE_SETS: [&percent_encoding::AsciiSet; 3] = [
+    percent_encoding::NON_ALPHANUMERIC,
+    &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~'),
+    &percent_encoding::NON_ALPHANUMERIC
+        .remove(b'-')
+        .remove(b'.')
+        .remove(b'_')
+        .remove(b'~')
+        .remove(b'/'),
+];
+
+/// Every text form in which `secret` may come back from an upstream, longest first:
+/// - as is (JSON string escapes such as `\u002d` are already decoded, since details are parsed
+///   JSON);
+/// - percent-encoded (a URL or form body echoed back) by each of [`PERCENT_ENCODE_SETS`], with
+///   upper- and lower-case hex digits;
+/// - base64, standard and URL-safe alphabets, at each of the three byte alignments it can have
+///   inside a longer encoded text (an echoed `Authorization: Basic` header or a token that
+///   embeds it): for each alignment, the run of characters that depends on the secret alone.
+pub fn secret_forms(secret: &str) -> Vec<String> {
+    use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+    use base64::Engine;
+
+    if secret.len() < MIN_SECRET_LEN {
+        return Vec::new();
+    }
+    let mut forms = vec![secret.to_owned()];
+    for set in PERCENT_ENCODE_SETS {
+        let encoded = percent_encoding::utf8_percent_encode(secret, set).to_string();
+        forms.push(encoded.to_ascii_lowercase());
+        forms.push(encoded);
+    }
+    let bytes = secret.as_bytes();
+    for offset in 0..3usize {
+        let mut shifted = vec![0u8; offset];
+        shifted.extend_from_slice(bytes);
+        // Character i of the encoding covers bits [6i, 6i + 6); keep those inside the secret's
+        // bits [8 * offset, 8 * (offset + len)).
+        let first = (8 * offset).div_ceil(6);
+        let end = 8 * (offset + bytes.len()) / 6;
+        for engine in [&STANDARD_NO_PAD, &URL_SAFE_NO_PAD] {
+            let text = engine.encode(&shifted);
+            if let Some(core) = text.get(first..end) {
+                if core.len() >= MIN_BASE64_FRAGMENT_LEN {
+                    forms.push(core.to_owned());
+                }
+            }
+        }
+    }
+    forms.sort_by_key(|form| std::cmp::Reverse(form.len()));
+    forms.dedup();
+    forms
+}
+
+/// `text` with every form replaced, or `None` when it holds none (the common case: no copy).
+fn scrub_text(text: &str, forms: &[String]) -> Option<String> {
+    let mut scrubbed: Option<String> = None;
+    for form in forms {
+        let current = scrubbed.as_deref().unwrap_or(text);
+        if memchr::memmem::find(current.as_bytes(), form.as_bytes()).is_some() {
+            scrubbed = Some(current.replace(form.as_str(), REDACTED));
+        }
+    }
+    scrubbed
+}
+
+fn scrub_value(value: &mut Value, forms: &[String]) {
+    match value {
+        Value::String(text) => {
+            if let Some(scrubbed) = scrub_text(text, forms) {
+                *text = scrubbed;
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(|v| scrub_value(v, forms)),
+        Value::Object(map) => {
+            // Keys are upstream text too (`{"sk-...": "invalid"}`); rebuilding the map keeps the
+            // order, and two keys that scrub to the same text keep the later value.
+            let entries = std::mem::take(map);
+            for (key, mut item) in entries {
+                scrub_value(&mut item, forms);
+                let key = scrub_text(&key, forms).unwrap_or(key);
+                map.insert(key, item);
+            }
+        }
+        _ => {}
+    }
+}
+
 impl std::fmt::Display for GatewayError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
@@ -236,5 +334,53 @@ mod tests {
             error.detail,
             json!({"message": "bad key ***", "nested": ["***!"]})
         );
+    }
+
+    #[test]
+    fn redact_scrubs_object_keys_too() {
+        let error = GatewayError::new(
+            ErrorKind::UpstreamStatus,
+            400,
+            json!({"sk-CANARY-123456": "invalid", "outer": {"x sk-CANARY-123456 y": ["sk-CANARY-123456"]}}),
+        )
+        .redact(&["sk-CANARY-123456"]);
+        assert_eq!(
+            error.detail,
+            json!({"***": "invalid", "outer": {"x *** y": ["***"]}})
+        );
+        assert!(!error.message().contains("CANARY"), "{}", error.message());
+    }
+
+    #[test]
+    fn redact_scrubs_percent_encoded_and_base64_forms() {
+        use base64::engine::general_purpose::{STANDARD, URL_SAFE};
+        use base64::Engine;
+        let secret = "sk-CANARY/123456+abcdef=";
+        let percent = "sk%2DCANARY%2F123456%2Babcdef%3D";
+        for prefix in ["", "a", "ab"] {
+            let basic = STANDARD.encode(format!("{prefix}{secret}"));
+            let url = URL_SAFE.encode(format!("Bearer {prefix}{secret}"));
+            let python = "sk-CANARY/123456%2Babcdef%3D";
+            let text = format!(
+                "{percent} {} {python} {basic} {url}",
+                percent.to_lowercase()
+            );
+            let error = GatewayError::new(ErrorKind::UpstreamStatus, 401, text).redact(&[secret]);
+            let message = error.message();
+            for form in secret_forms(secret) {
+                assert!(!message.contains(&form), "{form} in {message}");
+            }
+            assert!(
+                !message.contains("CANARY") && !message.contains("2DCANARY"),
+                "{message}"
+            );
+        }
+    }
+
+    #[test]
+    fn short_secrets_are_not_scrubbed() {
+        assert!(secret_forms("abc").is_empty());
+        let error = GatewayError::new(ErrorKind::UpstreamStatus, 401, "abc abc").redact(&["abc"]);
+        assert_eq!(error.detail, json!("abc abc"));
     }
 }

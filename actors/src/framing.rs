@@ -17,6 +17,37 @@ pub enum Framing {
     AwsEventStream,
 }
 
+impl Framing {
+    /// The content type a provider labels a stream of this framing with, for messages.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Self::Sse => "text/event-stream",
+            Self::JsonLines => "application/stream+json",
+            Self::AwsEventStream => "application/vnd.amazon.eventstream",
+        }
+    }
+
+    /// Whether a 2xx reply with this `Content-Type` (parameters and case ignored) is a stream of
+    /// this framing. JSON lines come under several names (Cohere v1 sends
+    /// `application/stream+json`; `application/x-ndjson` and `application/jsonl` are common), so
+    /// any `application/...json...` type is taken for them; an SSE or event-stream reply has
+    /// exactly one type. A missing type is not a stream.
+    pub fn accepts(self, content_type: &str) -> bool {
+        let media_type = content_type
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
+        match self {
+            Self::Sse | Self::AwsEventStream => media_type == self.content_type(),
+            Self::JsonLines => {
+                media_type.starts_with("application/") && media_type.contains("json")
+            }
+        }
+    }
+}
+
 #[derive(Debug)]
 pub enum FrameDecoder {
     Sse(SseDecoder),
@@ -176,6 +207,47 @@ fn aws_event(message: &crate::providers::bedrock::eventstream::Message) -> SseEv
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_framing_accepts_its_own_content_types_only() {
+        for (framing, accepted, refused) in [
+            (
+                Framing::Sse,
+                &[
+                    "text/event-stream",
+                    "text/event-stream; charset=utf-8",
+                    "Text/Event-Stream",
+                ][..],
+                &[
+                    "application/json",
+                    "text/html; charset=utf-8",
+                    "text/plain",
+                    "",
+                ][..],
+            ),
+            (
+                Framing::JsonLines,
+                &[
+                    "application/stream+json",
+                    "application/x-ndjson",
+                    "application/json; charset=utf-8",
+                ][..],
+                &["text/event-stream", "text/html", "text/plain", ""][..],
+            ),
+            (
+                Framing::AwsEventStream,
+                &["application/vnd.amazon.eventstream"][..],
+                &["application/json", "text/event-stream", ""][..],
+            ),
+        ] {
+            for content_type in accepted {
+                assert!(framing.accepts(content_type), "{framing:?} {content_type}");
+            }
+            for content_type in refused {
+                assert!(!framing.accepts(content_type), "{framing:?} {content_type}");
+            }
+        }
+    }
 
     #[test]
     fn json_lines_survive_any_read_boundary() {

@@ -209,9 +209,11 @@ impl HttpBackend {
             let (body, usage) = self.wire.response_from_text(kind, &body)?;
             return Ok(InvokeReply::Json { body, usage });
         }
-        let response = upstream::check_stream_status(response, &self.settings, deadline).await?;
-        let (sender, receiver) = mpsc::channel(self.settings.stream_buffer);
         let mut translator = self.wire.stream_translator(kind);
+        let response =
+            upstream::check_stream_status(response, &self.settings, deadline, translator.framing())
+                .await?;
+        let (sender, receiver) = mpsc::channel(self.settings.stream_buffer);
         let wire = self.wire.clone();
         actix_rt::spawn(upstream::pump_events(
             response,

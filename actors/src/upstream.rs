@@ -71,13 +71,21 @@ pub async fn send(
         .post(&request.url)
         .insert_header((CONTENT_TYPE, "application/json"));
     for (name, value) in &request.headers {
-        let value = HeaderValue::from_str(value).map_err(|_| {
-            // Config loading refuses control characters in keys; this is a last guard.
-            GatewayError::internal(format!("invalid value for upstream header '{name}'"))
-        })?;
-        builder = builder.insert_header((HeaderName::from_static(name), value));
+        builder =
+            builder.insert_header((HeaderName::from_static(name), header_value(name, value)?));
     }
     builder.send_body(request.body).await.map_err(send_error)
+}
+
+/// A provider header's value, marked sensitive: `Debug` then prints `Sensitive` instead of the
+/// value, and awc traces its HTTP/2 request heads with `Debug` (`RUST_LOG=trace`).
+fn header_value(name: &str, value: &str) -> Result<HeaderValue, GatewayError> {
+    let mut value = HeaderValue::from_str(value).map_err(|_| {
+        // Config loading refuses control characters in keys; this is a last guard.
+        GatewayError::internal(format!("invalid value for upstream header '{name}'"))
+    })?;
+    value.set_sensitive(true);
+    Ok(value)
 }
 
 fn send_error(error: SendRequestError) -> GatewayError {
@@ -295,19 +303,44 @@ fn retry_after(response: &UpstreamResponse) -> Option<Duration> {
 }
 
 /// For streaming calls: a non-2xx status is read and turned into an error before any byte is
-/// sent to the client, so the client gets a real status instead of a broken stream.
+/// sent to the client, so the client gets a real status instead of a broken stream. So is a 2xx
+/// reply that is not a stream of the provider's `framing` (an `application/json` completion or
+/// an HTML error page from a proxy): a 502 naming the content type, rather than a 200 stream that
+/// then fails.
 pub async fn check_stream_status(
     response: UpstreamResponse,
     settings: &UpstreamSettings,
     deadline: Instant,
+    framing: Framing,
 ) -> Result<UpstreamResponse, GatewayError> {
-    if response.status().as_u16() < 400 {
-        return Ok(response);
+    if response.status().as_u16() >= 400 {
+        return Err(match read_json(response, settings, deadline).await {
+            Err(error) => error,
+            Ok(_) => GatewayError::new(ErrorKind::UpstreamStatus, 502, "The provider failed."),
+        });
     }
-    Err(match read_json(response, settings, deadline).await {
-        Err(error) => error,
-        Ok(_) => GatewayError::new(ErrorKind::UpstreamStatus, 502, "The provider failed."),
-    })
+    let content_type = content_type(&response);
+    if !framing.accepts(&content_type) {
+        return Err(not_a_stream(&content_type, framing));
+    }
+    Ok(response)
+}
+
+/// The 502 for a stream request answered with something other than a stream.
+pub fn not_a_stream(content_type: &str, framing: Framing) -> GatewayError {
+    let received = if content_type.is_empty() {
+        "no content type".to_owned()
+    } else {
+        format!("content type '{}'", short(content_type))
+    };
+    GatewayError::new(
+        ErrorKind::UpstreamContentType,
+        502,
+        format!(
+            "The provider answered a stream request with {received} instead of '{}'.",
+            framing.content_type()
+        ),
+    )
 }
 
 /// What a per-event translator says about one upstream event.
@@ -520,5 +553,29 @@ mod tests {
         );
         let e = decode_body("application/json", b"{nope").unwrap_err();
         assert_eq!((e.status, e.kind), (502, ErrorKind::UpstreamProtocol));
+    }
+
+    #[test]
+    fn provider_header_values_never_show_in_debug_output() {
+        let value = header_value("authorization", "Bearer sk-secret").unwrap();
+        assert_eq!(format!("{value:?}"), "Sensitive");
+        let mut headers = awc::http::header::HeaderMap::new();
+        headers.insert(awc::http::header::AUTHORIZATION, value);
+        assert!(!format!("{headers:?}").contains("sk-secret"));
+        assert!(header_value("x", "a\nb").is_err());
+    }
+
+    #[test]
+    fn a_reply_that_is_not_a_stream_names_its_content_type() {
+        let e = not_a_stream("application/json; charset=utf-8", Framing::Sse);
+        assert_eq!((e.status, e.kind), (502, ErrorKind::UpstreamContentType));
+        assert_eq!(
+            e.detail,
+            json!("The provider answered a stream request with content type 'application/json; charset=utf-8' instead of 'text/event-stream'.")
+        );
+        assert_eq!(
+            not_a_stream("", Framing::AwsEventStream).detail,
+            json!("The provider answered a stream request with no content type instead of 'application/vnd.amazon.eventstream'.")
+        );
     }
 }

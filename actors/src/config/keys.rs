@@ -3,7 +3,7 @@
 //! Only the API-key fields listed in the spec go through here; URLs, AWS credentials and other
 //! fields are taken literally. Errors never contain the key itself (nor the file's contents).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
@@ -28,86 +28,146 @@ pub struct KeySource<'a> {
 }
 
 /// Resolves one API-key value. The `Err` is a message without a path; the caller adds it.
+///
+/// Whitespace around the value is trimmed before it is read (`" $OPENAI_API_KEY"` is the
+/// variable, not a literal key with a space): YAML already trims plain scalars, so only a quoted
+/// value can carry it, and no provider issues keys that begin or end with a space. A value that
+/// looks like a path (`/`, `./`, `../`, `~`) must name a readable key file; sending the path as
+/// the key would only fail later, at the provider, with the path in its `Authorization` header.
 pub fn resolve_api_key(value: &Value, source: &KeySource<'_>) -> Result<Secret, String> {
-    let Value::String(text) = value else {
+    let Value::String(raw) = value else {
         return Err(KEY_NOT_A_STRING.to_owned());
     };
-    let resolved = if !source.resolve {
-        text.clone()
-    } else if let Some(name) = text.strip_prefix('$') {
+    if !source.resolve {
+        return checked(raw.clone(), || "given in the file".to_owned());
+    }
+    let text = raw.trim();
+    if let Some(name) = text.strip_prefix('$') {
+        let name = name.trim();
         // Set-but-empty counts as unset, as in MLflow (`if env_var := os.environ.get(...)`).
-        match (source.env)(name) {
-            Some(v) if !v.is_empty() => v,
-            _ => return Err(missing_env_message(name, source.endpoint)),
-        }
-    } else if let Some(contents) = read_key_file(text)? {
-        contents
-    } else {
-        text.clone()
-    };
-    if resolved.chars().any(char::is_control) {
-        // A CR/LF would inject or break HTTP headers; say where, never what.
+        return match (source.env)(name) {
+            Some(v) if !v.is_empty() => {
+                checked(v, || format!("from environment variable '{name}'"))
+            }
+            _ => Err(missing_env_message(name, source.endpoint)),
+        };
+    }
+    if looks_like_path(text) {
+        let path = expand_home(text, source)?;
+        let contents = read_key_file(text, &path, source.endpoint)?;
+        return checked(contents, || format!("read from file '{text}'"));
+    }
+    // MLflow reads any existing file, a relative path too; what is not one is the key itself.
+    if is_regular_file(Path::new(text)) {
+        let contents = read_key_file(text, Path::new(text), source.endpoint)?;
+        return checked(contents, || format!("read from file '{text}'"));
+    }
+    checked(text.to_owned(), || "given in the file".to_owned())
+}
+
+/// A key with a control character is refused: a CR/LF would inject or break HTTP headers. The
+/// message says where the key came from (`origin`), never what it is.
+fn checked(key: String, origin: impl FnOnce() -> String) -> Result<Secret, String> {
+    if key.chars().any(char::is_control) {
         return Err(format!(
             "the API key {} contains a control character (such as a newline); it cannot be sent in an HTTP header",
-            origin(text, source.resolve)
+            origin()
         ));
     }
-    Ok(Secret::new(resolved))
+    Ok(Secret::new(key))
 }
 
 fn missing_env_message(name: &str, endpoint: Option<&str>) -> String {
-    let base = format!("Environment variable '{name}' is not set");
+    format!(
+        "Environment variable '{name}' is not set{}",
+        needed_by(endpoint)
+    )
+}
+
+/// ` (needed by endpoint 'chat')`, or nothing when resolving outside an endpoint.
+fn needed_by(endpoint: Option<&str>) -> String {
     match endpoint {
-        Some(endpoint) => format!("{base} (needed by endpoint '{endpoint}')"),
-        None => base,
+        Some(endpoint) => format!(" (needed by endpoint '{endpoint}')"),
+        None => String::new(),
     }
 }
 
-/// Describes where a key came from without revealing it: a variable name or a file path is not
-/// secret, but a literal is.
-fn origin(text: &str, resolve: bool) -> String {
-    if resolve {
-        if let Some(name) = text.strip_prefix('$') {
-            return format!("from environment variable '{name}'");
-        }
-        if is_regular_file(text) {
-            return format!("read from file '{text}'");
-        }
-    }
-    "given in the file".to_owned()
+/// Absolute, explicitly relative and home-relative paths. No provider key starts like this
+/// (they are `sk-...`, hex, base64url or JWTs); a key that would must come from `$VAR`.
+fn looks_like_path(text: &str) -> bool {
+    text.starts_with('/')
+        || text.starts_with("./")
+        || text.starts_with("../")
+        || text.starts_with('~')
 }
 
-fn is_regular_file(text: &str) -> bool {
-    // `is_file` follows symlinks and reports any OS error (name too long, NUL byte) as false,
-    // which is what MLflow does (`pathlib.Path.is_file` inside `except OSError`).
-    !text.is_empty() && Path::new(text).is_file()
-}
-
-/// `Ok(None)` when `text` is not an existing regular file. The content's trailing whitespace is
-/// trimmed: MLflow keeps the newline most editors add, which then breaks the request header.
-fn read_key_file(text: &str) -> Result<Option<String>, String> {
-    if !is_regular_file(text) {
-        return Ok(None);
-    }
-    let path = Path::new(text);
-    let too_big = path
-        .metadata()
-        .map(|m| m.len() > MAX_KEY_FILE_BYTES)
-        .unwrap_or(false);
-    if too_big {
+/// `~` and `~/...` become the HOME directory, as a shell would expand them (MLflow does not
+/// expand them and sends `~/keys/openai.txt` as the key). `~user/...` is refused rather than
+/// looked up in the user database.
+fn expand_home(text: &str, source: &KeySource<'_>) -> Result<PathBuf, String> {
+    let Some(rest) = text.strip_prefix('~') else {
+        return Ok(PathBuf::from(text));
+    };
+    if !(rest.is_empty() || rest.starts_with('/')) {
         return Err(format!(
-            "the API key file '{text}' is larger than {MAX_KEY_FILE_BYTES} bytes"
+            "the API key file '{text}' cannot be read: only '~/' (the HOME directory) is expanded{}",
+            needed_by(source.endpoint)
         ));
     }
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read the API key file '{text}': {e}"))?;
+    match (source.env)("HOME").filter(|home| !home.is_empty()) {
+        Some(home) => Ok(PathBuf::from(format!("{home}{rest}"))),
+        None => Err(format!(
+            "the API key file '{text}' cannot be read: HOME is not set to expand '~'{}",
+            needed_by(source.endpoint)
+        )),
+    }
+}
+
+fn is_regular_file(path: &Path) -> bool {
+    // `is_file` follows symlinks and reports any OS error (name too long, NUL byte) as false,
+    // which is what MLflow does (`pathlib.Path.is_file` inside `except OSError`).
+    !path.as_os_str().is_empty() && path.is_file()
+}
+
+/// The key in the file at `path` (`text` as written in the config, for messages). The content's
+/// trailing whitespace is trimmed: MLflow keeps the newline most editors add, which then breaks
+/// the request header. A missing file, a directory or an unreadable file is an error.
+fn read_key_file(text: &str, path: &Path, endpoint: Option<&str>) -> Result<String, String> {
+    let shown = if Path::new(text) == path {
+        format!("'{text}'")
+    } else {
+        format!("'{text}' ({})", path.display())
+    };
+    let needed = needed_by(endpoint);
+    let metadata = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => format!("the API key file {shown} does not exist{needed}"),
+        _ => format!("cannot read the API key file {shown}: {e}{needed}"),
+    })?;
+    if metadata.is_dir() {
+        return Err(format!(
+            "the API key file {shown} is a directory, not a file{needed}"
+        ));
+    }
+    if !metadata.is_file() {
+        // A device or FIFO (`/dev/zero`) could be read forever.
+        return Err(format!(
+            "the API key file {shown} is not a regular file{needed}"
+        ));
+    }
+    if metadata.len() > MAX_KEY_FILE_BYTES {
+        return Err(format!(
+            "the API key file {shown} is larger than {MAX_KEY_FILE_BYTES} bytes{needed}"
+        ));
+    }
+    let bytes = std::fs::read(path)
+        .map_err(|e| format!("cannot read the API key file {shown}: {e}{needed}"))?;
     let contents = String::from_utf8(bytes)
-        .map_err(|_| format!("the API key file '{text}' is not valid UTF-8"))?;
+        .map_err(|_| format!("the API key file {shown} is not valid UTF-8{needed}"))?;
     let trimmed = contents.trim_end();
     if trimmed.is_empty() {
-        return Err(format!("the API key file '{text}' is empty"));
+        return Err(format!("the API key file {shown} is empty{needed}"));
     }
-    Ok(Some(trimmed.to_owned()))
+    Ok(trimmed.to_owned())
 }
 
 #[cfg(test)]
@@ -192,7 +252,93 @@ mod tests {
         std::fs::write(&path, "\n").expect("write");
         let text = path.to_string_lossy().into_owned();
         let err = resolve_api_key(&json!(text), &source(true)).expect_err("empty");
-        assert!(err.ends_with("is empty"), "{err}");
+        assert!(
+            err.contains("is empty (needed by endpoint 'chat')"),
+            "{err}"
+        );
+    }
+
+    /// A source whose environment has HOME set to `home` (and the variables of [`env`]).
+    fn source_with_home(home: &str, run: impl FnOnce(&KeySource<'_>)) {
+        let lookup = |name: &str| match name {
+            "HOME" => Some(home.to_owned()),
+            other => env(other),
+        };
+        run(&KeySource {
+            env: &lookup,
+            resolve: true,
+            endpoint: Some("chat"),
+        });
+    }
+
+    #[test]
+    fn a_missing_key_file_path_is_an_error_not_the_key() {
+        for text in [
+            "/run/secrets/openai-key-typo",
+            "./keys/missing.txt",
+            "../keys/missing.txt",
+        ] {
+            let err = resolve_api_key(&json!(text), &source(true)).expect_err(text);
+            assert_eq!(
+                err,
+                format!("the API key file '{text}' does not exist (needed by endpoint 'chat')")
+            );
+        }
+    }
+
+    #[test]
+    fn a_directory_or_device_is_not_a_key_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = dir.path().to_string_lossy().into_owned();
+        let err = resolve_api_key(&json!(text), &source(true)).expect_err("directory");
+        assert!(
+            err.ends_with("is a directory, not a file (needed by endpoint 'chat')"),
+            "{err}"
+        );
+        let err = resolve_api_key(&json!("/dev/zero"), &source(true)).expect_err("device");
+        assert!(err.contains("is not a regular file"), "{err}");
+    }
+
+    #[test]
+    fn tilde_is_the_home_directory() {
+        let home = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir(home.path().join("keys")).expect("mkdir");
+        std::fs::write(home.path().join("keys/openai.txt"), "sk-home\n").expect("write");
+        let home_text = home.path().to_string_lossy().into_owned();
+        source_with_home(&home_text, |source| {
+            let key = resolve_api_key(&json!("~/keys/openai.txt"), source).expect("resolves");
+            assert_eq!(key.expose(), "sk-home");
+            let err = resolve_api_key(&json!("~/keys/typo.txt"), source).expect_err("missing");
+            assert_eq!(
+                err,
+                format!("the API key file '~/keys/typo.txt' ({home_text}/keys/typo.txt) does not exist (needed by endpoint 'chat')")
+            );
+            let err = resolve_api_key(&json!("~bob/keys/openai.txt"), source).expect_err("user");
+            assert!(
+                err.contains("only '~/' (the HOME directory) is expanded"),
+                "{err}"
+            );
+        });
+        // `source` has no HOME.
+        let err = resolve_api_key(&json!("~/keys/openai.txt"), &source(true)).expect_err("home");
+        assert!(err.contains("HOME is not set"), "{err}");
+    }
+
+    #[test]
+    fn whitespace_around_a_variable_or_key_is_trimmed() {
+        for text in [" $SET", "$SET ", "\t$SET\n", "$ SET"] {
+            let key = resolve_api_key(&json!(text), &source(true)).expect(text);
+            assert_eq!(key.expose(), "from-env", "{text:?}");
+        }
+        let err = resolve_api_key(&json!(" $NOPE"), &source(true)).expect_err("unset");
+        assert!(
+            err.starts_with("Environment variable 'NOPE' is not set"),
+            "{err}"
+        );
+        let key = resolve_api_key(&json!(" sk-literal "), &source(true)).expect("literal");
+        assert_eq!(key.expose(), "sk-literal");
+        let err = resolve_api_key(&json!(" /run/secrets/typo"), &source(true)).expect_err("path");
+        assert!(err.contains("'/run/secrets/typo' does not exist"), "{err}");
     }
 
     #[test]

@@ -110,8 +110,13 @@ impl BedrockBackend {
             }
             Plan::Chat { call, stream: true } => {
                 let response = self.send(call, credentials, deadline).await?;
-                let response =
-                    upstream::check_stream_status(response, &self.settings, deadline).await?;
+                let response = upstream::check_stream_status(
+                    response,
+                    &self.settings,
+                    deadline,
+                    Framing::AwsEventStream,
+                )
+                .await?;
                 let (sender, receiver) = mpsc::channel(self.settings.stream_buffer);
                 let mut translator = self.wire.stream_translator();
                 let secrets = self.secrets();
