@@ -1,7 +1,8 @@
-//! API-key indirection (spec §1.4): `$ENV_VAR`, a path to a key file, or the literal key.
+//! API-key indirection: `$ENV_VAR`, a path to a key file, or the literal key.
 //!
-//! Only the API-key fields listed in the spec go through here; URLs, AWS credentials and other
-//! fields are taken literally. Errors never contain the key itself (nor the file's contents).
+//! Only the fields MLflow resolves this way (`openai_api_key`, `anthropic_api_key`, ..., `api_key`)
+//! go through here; URLs, AWS credentials and other fields are taken literally. Errors never
+//! contain the key itself (nor the file's contents).
 
 use std::path::{Path, PathBuf};
 
