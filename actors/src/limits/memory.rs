@@ -1,27 +1,103 @@
 //! In-process counters shared by every worker of the process: one fixed window per
 //! (endpoint, client key), in a sharded concurrent map so workers rarely contend. Exact across
 //! workers: each hit increments under its shard's lock, so N workers admit exactly the limit.
+//!
+//! Memory is bounded two ways. Every `sweep_every` hits the windows that have ended are dropped,
+//! each by its *own* period (a per-second endpoint's traffic must not end a daily window early).
+//! And the map holds at most about `max_windows` entries: a new key arriving when it is full
+//! first triggers a sweep, then, if that freed too little, eviction down to 90 % of the cap of
+//! the windows that are not refusing anyone (soonest to end first). Windows that are refusing
+//! their client are evicted last, so a flood of fresh keys cannot buy an exhausted client a new
+//! quota, and new clients are never refused for lack of room.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 
 use dashmap::DashMap;
 
 use super::window::{Decision, Window};
 
-/// Expired windows are swept after this many hits, bounding memory under many distinct clients.
-const SWEEP_EVERY: u64 = 10_000;
+/// How often expired windows are swept and how many windows the store may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MemoryBounds {
+    /// Hits between two sweeps of expired windows.
+    pub sweep_every: u64,
+    /// Most windows (call counters and token budgets together) kept at once.
+    pub max_windows: usize,
+}
 
-#[derive(Default)]
+impl Default for MemoryBounds {
+    fn default() -> Self {
+        Self {
+            sweep_every: 10_000,
+            // About 130 bytes each with their keys: some 65 MiB when full.
+            max_windows: 500_000,
+        }
+    }
+}
+
+/// Call counts and token budgets share one map (and so one cap); an endpoint may have both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Kind {
+    Calls,
+    Tokens,
+}
+
+type SlotId = (Kind, String, String);
+
+/// One window with what it takes to judge it without the config: its period (so it expires by
+/// its own) and its limit (so eviction can tell whether it is refusing its client).
+#[derive(Debug, Clone, Copy, Default)]
+struct Slot {
+    window: Window,
+    period_ms: u64,
+    limit: u64,
+}
+
+impl Slot {
+    fn expired(&self, now_ms: u64) -> bool {
+        self.window.count == 0 || self.window.expired(now_ms, self.period_ms)
+    }
+
+    /// Live and at its limit: forgetting it would hand its client a fresh quota.
+    fn refusing(&self, now_ms: u64) -> bool {
+        !self.expired(now_ms) && self.window.count >= self.limit
+    }
+
+    fn ends_at(&self) -> u64 {
+        self.window.start_ms.saturating_add(self.period_ms)
+    }
+}
+
 pub struct MemoryStore {
-    windows: DashMap<(String, String), Window>,
-    /// Token budgets, separate from call counts (an endpoint may have both).
-    tokens: DashMap<(String, String), Window>,
+    windows: DashMap<SlotId, Slot>,
     hits: AtomicU64,
+    bounds: MemoryBounds,
+    /// Held while one thread makes room, so a burst of new keys does not scan the map N times.
+    making_room: Mutex<()>,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::with_bounds(MemoryBounds::default())
+    }
 }
 
 impl MemoryStore {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    pub fn with_bounds(bounds: MemoryBounds) -> Self {
+        Self {
+            windows: DashMap::new(),
+            hits: AtomicU64::new(0),
+            bounds: MemoryBounds {
+                sweep_every: bounds.sweep_every.max(1),
+                max_windows: bounds.max_windows.max(1),
+            },
+            making_room: Mutex::new(()),
+        }
     }
 
     pub fn hit(
@@ -32,15 +108,19 @@ impl MemoryStore {
         limit: u64,
         now_ms: u64,
     ) -> Decision {
-        if self.hits.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            self.windows
-                .retain(|_, window| !window.expired(now_ms, period_ms.max(1)));
+        let every = self.bounds.sweep_every;
+        if self.hits.fetch_add(1, Ordering::Relaxed) % every == every - 1 {
+            self.sweep(now_ms);
         }
-        let mut window = self
-            .windows
-            .entry((endpoint.to_owned(), key.to_owned()))
-            .or_default();
-        window.hit(now_ms, period_ms, limit)
+        let id = (Kind::Calls, endpoint.to_owned(), key.to_owned());
+        if !self.windows.contains_key(&id) {
+            self.make_room(now_ms);
+        }
+        let mut slot = self.windows.entry(id).or_default();
+        // The config may have changed the period or limit since the window opened.
+        slot.period_ms = period_ms;
+        slot.limit = limit;
+        slot.window.hit(now_ms, period_ms, limit)
     }
 
     /// Tokens `key` used on `endpoint` in the live window, and ms until it resets.
@@ -51,23 +131,81 @@ impl MemoryStore {
         period_ms: u64,
         now_ms: u64,
     ) -> (u64, u64) {
-        self.tokens
-            .get(&(endpoint.to_owned(), key.to_owned()))
-            .map_or((0, period_ms), |window| window.used(now_ms, period_ms))
+        self.windows
+            .get(&(Kind::Tokens, endpoint.to_owned(), key.to_owned()))
+            .map_or((0, period_ms), |slot| slot.window.used(now_ms, period_ms))
     }
 
+    /// Adds `amount` tokens to `key`'s window on `endpoint`, whose budget is `budget`.
     pub fn charge_tokens(
         &self,
         endpoint: &str,
         key: &str,
         period_ms: u64,
+        budget: u64,
         amount: u64,
         now_ms: u64,
     ) {
-        self.tokens
-            .entry((endpoint.to_owned(), key.to_owned()))
-            .or_default()
-            .add(now_ms, period_ms, amount);
+        let id = (Kind::Tokens, endpoint.to_owned(), key.to_owned());
+        if !self.windows.contains_key(&id) {
+            self.make_room(now_ms);
+        }
+        let mut slot = self.windows.entry(id).or_default();
+        slot.period_ms = period_ms;
+        slot.limit = budget;
+        slot.window.add(now_ms, period_ms, amount);
+    }
+
+    /// Drops every window that has ended by its own period.
+    pub fn sweep(&self, now_ms: u64) {
+        self.windows.retain(|_, slot| !slot.expired(now_ms));
+    }
+
+    /// Called before a new window is added: keeps the map under its cap.
+    fn make_room(&self, now_ms: u64) {
+        let cap = self.bounds.max_windows;
+        if self.windows.len() < cap {
+            return;
+        }
+        // Another thread is already at it; one insert past the cap is harmless.
+        let Ok(_guard) = self.making_room.try_lock() else {
+            return;
+        };
+        self.sweep(now_ms);
+        // Leave headroom, so the next scan is at least a tenth of the cap of new keys away.
+        let target = cap - cap / 10;
+        let excess = self.windows.len().saturating_sub(target);
+        if excess == 0 {
+            return;
+        }
+        let left = self.evict_soonest_ending(excess, |slot| !slot.refusing(now_ms));
+        if left > 0 {
+            // Every remaining window refuses its client: drop the ones closest to their end,
+            // whose clients gain the least.
+            self.evict_soonest_ending(left, |_| true);
+        }
+    }
+
+    /// Evicts up to `count` windows matching `eligible`, those ending soonest first; returns how
+    /// many it could not find.
+    fn evict_soonest_ending(&self, count: usize, eligible: impl Fn(&Slot) -> bool) -> usize {
+        let mut ends: Vec<u64> = self
+            .windows
+            .iter()
+            .filter(|entry| eligible(entry.value()))
+            .map(|entry| entry.value().ends_at())
+            .collect();
+        if ends.is_empty() {
+            return count;
+        }
+        let evicted = count.min(ends.len());
+        let (_, cutoff, _) = ends.select_nth_unstable(evicted - 1);
+        let cutoff = *cutoff;
+        // Windows ending at the same instant as the cutoff go too: at worst a few more than
+        // asked, never a scan per window.
+        self.windows
+            .retain(|_, slot| !(eligible(slot) && slot.ends_at() <= cutoff));
+        count - evicted
     }
 
     pub fn len(&self) -> usize {
@@ -83,6 +221,9 @@ impl MemoryStore {
 mod tests {
     use super::*;
     use std::sync::Arc;
+
+    const SECOND: u64 = 1_000;
+    const DAY: u64 = 86_400_000;
 
     #[test]
     fn threads_together_admit_exactly_the_limit() {
@@ -114,5 +255,90 @@ mod tests {
         assert!(!store.hit("a", "1.1.1.1", 1_000, 1, 0).allowed);
         assert!(store.hit("a", "2.2.2.2", 1_000, 1, 0).allowed);
         assert!(store.hit("b", "1.1.1.1", 1_000, 1, 0).allowed);
+    }
+
+    #[test]
+    fn a_sweep_triggered_by_a_short_window_keeps_a_daily_one() {
+        let store = MemoryStore::with_bounds(MemoryBounds {
+            sweep_every: 10,
+            max_windows: 1_000,
+        });
+        assert!(store.hit("daily", "k", DAY, 1, 0).allowed);
+        assert!(!store.hit("daily", "k", DAY, 1, 1).allowed);
+        store.charge_tokens("budget", "k", DAY, 5, 5, 1);
+        // Two minutes of per-second traffic: many sweeps, each triggered by a 1 s window.
+        for second in 1..120 {
+            store.hit("fast", "k", SECOND, 100, second * SECOND);
+        }
+        let now = 120 * SECOND;
+        assert!(!store.hit("daily", "k", DAY, 1, now).allowed);
+        assert_eq!(store.tokens_used("budget", "k", DAY, now).0, 5);
+        // A day later both have ended and the sweep drops them, token budgets included.
+        store.sweep(DAY + 2);
+        assert_eq!(store.len(), 0);
+        assert!(store.hit("daily", "k", DAY, 1, DAY + 2).allowed);
+    }
+
+    #[test]
+    fn token_windows_are_swept_by_their_own_period() {
+        let store = MemoryStore::new();
+        store.charge_tokens("e", "k", SECOND, 10, 3, 0);
+        store.charge_tokens("e", "long", DAY, 10, 3, 0);
+        store.sweep(SECOND);
+        assert_eq!(store.len(), 1);
+        assert_eq!(store.tokens_used("e", "long", DAY, SECOND).0, 3);
+    }
+
+    #[test]
+    fn a_full_store_evicts_idle_windows_before_refusing_ones() {
+        let store = MemoryStore::with_bounds(MemoryBounds {
+            sweep_every: u64::MAX,
+            max_windows: 100,
+        });
+        // An exhausted client, then a flood of fresh keys (one hit each, under their limit).
+        assert!(store.hit("e", "victim", DAY, 1, 0).allowed);
+        assert!(!store.hit("e", "victim", DAY, 1, 0).allowed);
+        for i in 0..10_000u64 {
+            assert!(
+                store.hit("e", &format!("flood-{i}"), DAY, 10, i).allowed,
+                "a new key was refused for lack of room"
+            );
+            assert!(store.len() <= 100, "{} windows", store.len());
+        }
+        assert!(
+            !store.hit("e", "victim", DAY, 1, 10_000).allowed,
+            "the flood evicted an exhausted client's window"
+        );
+    }
+
+    #[test]
+    fn a_full_store_of_refusing_windows_still_admits_new_keys() {
+        let store = MemoryStore::with_bounds(MemoryBounds {
+            sweep_every: u64::MAX,
+            max_windows: 10,
+        });
+        for i in 0..10u64 {
+            store.hit("e", &format!("k{i}"), DAY, 1, i);
+        }
+        assert!(store.hit("e", "new", DAY, 1, 20).allowed);
+        assert!(store.len() <= 10);
+        // The window ending soonest (k0's) went first; the latest ones are still counted.
+        assert!(!store.hit("e", "k9", DAY, 1, 21).allowed);
+    }
+
+    #[test]
+    fn a_full_store_sweeps_expired_windows_first() {
+        let store = MemoryStore::with_bounds(MemoryBounds {
+            sweep_every: u64::MAX,
+            max_windows: 4,
+        });
+        store.hit("daily", "k", DAY, 1, 0);
+        store.hit("daily", "k", DAY, 1, 0);
+        for i in 0..3u64 {
+            store.hit("fast", &format!("f{i}"), SECOND, 5, 0);
+        }
+        assert!(store.hit("fast", "new", SECOND, 5, 5 * SECOND).allowed);
+        assert_eq!(store.len(), 2, "only the expired ones were dropped");
+        assert!(!store.hit("daily", "k", DAY, 1, 5 * SECOND).allowed);
     }
 }
