@@ -344,3 +344,72 @@ fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
 fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(dir).ok().map(|_| (0, 0))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, MetadataKind, RenameMode};
+    use notify::Event;
+
+    fn event(kind: EventKind, path: &str) -> Event {
+        Event::new(kind).add_path(PathBuf::from(path))
+    }
+
+    fn classify_in_conf(kind: EventKind, path: &str) -> Option<FileChange> {
+        classify(
+            &event(kind, path),
+            &OsString::from("gateway.yaml"),
+            Path::new("/conf"),
+        )
+    }
+
+    #[test]
+    fn events_for_other_files_and_reads_are_dropped() {
+        let written = EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any));
+        assert_eq!(classify_in_conf(written, "/conf/gateway.log"), None);
+        assert_eq!(classify_in_conf(written, "/conf/gateway.yaml.tmp"), None);
+        // The watcher's own reads of the config: open, close without writing.
+        let opened = EventKind::Access(AccessKind::Open(AccessMode::Any));
+        let read = EventKind::Access(AccessKind::Close(AccessMode::Read));
+        assert_eq!(classify_in_conf(opened, "/conf/gateway.yaml"), None);
+        assert_eq!(classify_in_conf(read, "/conf/gateway.yaml"), None);
+    }
+
+    #[test]
+    fn in_place_writes_are_told_from_replacements() {
+        let written = EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any));
+        let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        let renamed = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        let touched = EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any));
+        let config = "/conf/gateway.yaml";
+        assert_eq!(classify_in_conf(written, config), Some(FileChange::Written));
+        assert_eq!(classify_in_conf(closed, config), Some(FileChange::Closed));
+        assert_eq!(
+            classify_in_conf(renamed, config),
+            Some(FileChange::Replaced)
+        );
+        assert_eq!(classify_in_conf(touched, config), Some(FileChange::Touched));
+        // Kubernetes swaps `..data`; a removed directory reports itself; a rescan names nothing.
+        let created = EventKind::Create(CreateKind::Any);
+        assert_eq!(
+            classify_in_conf(renamed, "/conf/..data"),
+            Some(FileChange::Replaced)
+        );
+        assert_eq!(
+            classify_in_conf(created, "/conf/..data_tmp"),
+            Some(FileChange::Replaced)
+        );
+        assert_eq!(
+            classify_in_conf(EventKind::Remove(notify::event::RemoveKind::Any), "/conf"),
+            Some(FileChange::Replaced)
+        );
+        assert_eq!(
+            classify(
+                &Event::new(EventKind::Any),
+                &OsString::from("gateway.yaml"),
+                Path::new("/conf")
+            ),
+            Some(FileChange::Replaced)
+        );
+    }
+}

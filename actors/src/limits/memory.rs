@@ -5,10 +5,12 @@
 //! Memory is bounded two ways. Every `sweep_every` hits the windows that have ended are dropped,
 //! each by its *own* period (a per-second endpoint's traffic must not end a daily window early).
 //! And the map holds at most about `max_windows` entries: a new key arriving when it is full
-//! first triggers a sweep, then, if that freed too little, eviction down to 90 % of the cap of
-//! the windows that are not refusing anyone (soonest to end first). Windows that are refusing
-//! their client are evicted last, so a flood of fresh keys cannot buy an exhausted client a new
-//! quota, and new clients are never refused for lack of room.
+//! first triggers a sweep, then, if that freed too little, eviction down to 90 % of the cap:
+//! first of windows whose client still has quota left, least recently hit first, and only then
+//! of spent ones, again least recently hit first. So a flood of fresh keys cannot buy a spent
+//! client a new quota, a client that keeps knocking keeps its window, and a new client is never
+//! refused for lack of room. (An attacker who also spends each of its keys, more of them than
+//! the cap, does evict the spent windows of clients that went quiet.)
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -46,12 +48,14 @@ enum Kind {
 type SlotId = (Kind, String, String);
 
 /// One window with what it takes to judge it without the config: its period (so it expires by
-/// its own) and its limit (so eviction can tell whether it is refusing its client).
+/// its own), its limit (so eviction can tell whether its client has quota left) and its last
+/// use (eviction goes least recently used first).
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
     window: Window,
     period_ms: u64,
     limit: u64,
+    last_hit_ms: u64,
 }
 
 impl Slot {
@@ -59,13 +63,16 @@ impl Slot {
         self.window.count == 0 || self.window.expired(now_ms, self.period_ms)
     }
 
-    /// Live and at its limit: forgetting it would hand its client a fresh quota.
-    fn refusing(&self, now_ms: u64) -> bool {
+    /// Live and used up: forgetting it would hand its client a fresh quota.
+    fn spent(&self, now_ms: u64) -> bool {
         !self.expired(now_ms) && self.window.count >= self.limit
     }
 
-    fn ends_at(&self) -> u64 {
-        self.window.start_ms.saturating_add(self.period_ms)
+    fn touch(&mut self, period_ms: u64, limit: u64, now_ms: u64) {
+        // The config may have changed the period or limit since the window opened.
+        self.period_ms = period_ms;
+        self.limit = limit;
+        self.last_hit_ms = now_ms;
     }
 }
 
@@ -117,9 +124,7 @@ impl MemoryStore {
             self.make_room(now_ms);
         }
         let mut slot = self.windows.entry(id).or_default();
-        // The config may have changed the period or limit since the window opened.
-        slot.period_ms = period_ms;
-        slot.limit = limit;
+        slot.touch(period_ms, limit, now_ms);
         slot.window.hit(now_ms, period_ms, limit)
     }
 
@@ -151,8 +156,7 @@ impl MemoryStore {
             self.make_room(now_ms);
         }
         let mut slot = self.windows.entry(id).or_default();
-        slot.period_ms = period_ms;
-        slot.limit = budget;
+        slot.touch(period_ms, budget, now_ms);
         slot.window.add(now_ms, period_ms, amount);
     }
 
@@ -178,33 +182,32 @@ impl MemoryStore {
         if excess == 0 {
             return;
         }
-        let left = self.evict_soonest_ending(excess, |slot| !slot.refusing(now_ms));
+        let left = self.evict_least_recent(excess, |slot| !slot.spent(now_ms));
         if left > 0 {
-            // Every remaining window refuses its client: drop the ones closest to their end,
-            // whose clients gain the least.
-            self.evict_soonest_ending(left, |_| true);
+            // Every remaining window is spent: the clients that stopped knocking lose theirs.
+            self.evict_least_recent(left, |_| true);
         }
     }
 
-    /// Evicts up to `count` windows matching `eligible`, those ending soonest first; returns how
+    /// Evicts up to `count` windows matching `eligible`, least recently hit first; returns how
     /// many it could not find.
-    fn evict_soonest_ending(&self, count: usize, eligible: impl Fn(&Slot) -> bool) -> usize {
-        let mut ends: Vec<u64> = self
+    fn evict_least_recent(&self, count: usize, eligible: impl Fn(&Slot) -> bool) -> usize {
+        let mut last_hits: Vec<u64> = self
             .windows
             .iter()
             .filter(|entry| eligible(entry.value()))
-            .map(|entry| entry.value().ends_at())
+            .map(|entry| entry.value().last_hit_ms)
             .collect();
-        if ends.is_empty() {
+        if last_hits.is_empty() {
             return count;
         }
-        let evicted = count.min(ends.len());
-        let (_, cutoff, _) = ends.select_nth_unstable(evicted - 1);
+        let evicted = count.min(last_hits.len());
+        let (_, cutoff, _) = last_hits.select_nth_unstable(evicted - 1);
         let cutoff = *cutoff;
-        // Windows ending at the same instant as the cutoff go too: at worst a few more than
-        // asked, never a scan per window.
+        // Windows last hit in the same millisecond as the cutoff go too: at worst a few more
+        // than asked, never a scan per window.
         self.windows
-            .retain(|_, slot| !(eligible(slot) && slot.ends_at() <= cutoff));
+            .retain(|_, slot| !(eligible(slot) && slot.last_hit_ms <= cutoff));
         count - evicted
     }
 
@@ -290,7 +293,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_store_evicts_idle_windows_before_refusing_ones() {
+    fn a_full_store_evicts_windows_with_quota_left_before_spent_ones() {
         let store = MemoryStore::with_bounds(MemoryBounds {
             sweep_every: u64::MAX,
             max_windows: 100,
@@ -312,7 +315,7 @@ mod tests {
     }
 
     #[test]
-    fn a_full_store_of_refusing_windows_still_admits_new_keys() {
+    fn a_full_store_of_spent_windows_admits_new_keys_and_keeps_the_active_clients() {
         let store = MemoryStore::with_bounds(MemoryBounds {
             sweep_every: u64::MAX,
             max_windows: 10,
@@ -320,10 +323,16 @@ mod tests {
         for i in 0..10u64 {
             store.hit("e", &format!("k{i}"), DAY, 1, i);
         }
+        // k0 keeps knocking (refused), so k1 is now the least recently used.
+        assert!(!store.hit("e", "k0", DAY, 1, 15).allowed);
         assert!(store.hit("e", "new", DAY, 1, 20).allowed);
         assert!(store.len() <= 10);
-        // The window ending soonest (k0's) went first; the latest ones are still counted.
-        assert!(!store.hit("e", "k9", DAY, 1, 21).allowed);
+        assert!(!store.hit("e", "k0", DAY, 1, 21).allowed);
+        assert!(!store.hit("e", "k9", DAY, 1, 22).allowed);
+        assert!(
+            store.hit("e", "k1", DAY, 1, 23).allowed,
+            "k1 was the one evicted"
+        );
     }
 
     #[test]
