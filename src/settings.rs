@@ -292,6 +292,28 @@ mod tests {
     }
 
     #[test]
+    fn rate_limit_bounds_and_header_trust_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        for (text, named) in [
+            (
+                "[rate_limits]\ntrust_key_header_from = \"everyone\"\n",
+                "trust_key_header_from",
+            ),
+            ("[rate_limits]\nmax_windows = 0\n", "max_windows"),
+            ("[rate_limits]\nsweep_every_hits = 0\n", "sweep_every_hits"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = Settings::load(Some(&path)).unwrap_err().to_string();
+            assert!(err.contains(named), "{err}");
+        }
+        std::fs::write(&path, "[rate_limits]\ntrust_key_header_from = \"any\"\n").unwrap();
+        let s = Settings::load(Some(&path)).unwrap();
+        assert_eq!(s.rate_limits.trust_key_header_from, "any");
+        assert_eq!(s.rate_limits.memory_bounds(), MemoryBounds::default());
+    }
+
+    #[test]
     fn the_bundled_settings_file_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/settings.toml");
         let s = Settings::load(Some(&path)).unwrap();
