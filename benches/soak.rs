@@ -23,7 +23,10 @@
 //! Flags (after `--`): `--minutes N` (fractions allowed), `--rate R` (default 300),
 //! `--workers N` (default 2), `--json PATH` (default `target/soak-results.json`),
 //! `--max-growth-mib M` (default 8), `--seed S`, `--log-level LEVEL` (gateway log level,
-//! default `info` so that every access line is searched for keys), `--gateway-bin PATH`.
+//! default `info` so that every access line is searched for keys), `--gateway-bin PATH`,
+//! `--split-pause-ms MS` (default 0: each in-place rewrite is written in two halves this far
+//! apart, the file open in between, as a non-atomic save does; any request failing meanwhile
+//! counts as unexpected).
 
 #[path = "soak/config.rs"]
 mod config;
@@ -54,7 +57,8 @@ use process::{Gateway, GatewayOptions};
 use traffic::{Kind, Rng, Tally};
 
 const USAGE: &str = "usage: cargo bench --bench soak -- [--minutes N] [--rate R] [--workers N] \
-[--json PATH] [--max-growth-mib M] [--seed S] [--log-level LEVEL] [--gateway-bin PATH]";
+[--json PATH] [--max-growth-mib M] [--seed S] [--log-level LEVEL] [--gateway-bin PATH] \
+[--split-pause-ms MS]";
 
 /// How often the gateway's memory and descriptors are sampled.
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
@@ -86,6 +90,8 @@ struct Args {
     seed: u64,
     log_level: String,
     gateway_bin: PathBuf,
+    /// In-place rewrites (variant B) in two halves this far apart, the file open throughout.
+    split_pause: Duration,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -104,6 +110,7 @@ fn parse_args() -> Result<Args, String> {
         seed,
         log_level: "info".to_owned(),
         gateway_bin: PathBuf::from(env!("CARGO_BIN_EXE_switchyard")),
+        split_pause: Duration::ZERO,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -129,6 +136,10 @@ fn parse_args() -> Result<Args, String> {
             }
             "--log-level" => args.log_level = value()?,
             "--gateway-bin" => args.gateway_bin = PathBuf::from(value()?),
+            "--split-pause-ms" => {
+                args.split_pause =
+                    Duration::from_millis(number(value()?)?.clamp(0.0, 5_000.0) as u64)
+            }
             "--help" | "-h" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
         }
@@ -216,6 +227,7 @@ struct Context {
     config_path: PathBuf,
     upstreams: Upstreams,
     keys: Canaries,
+    split_pause: Duration,
 }
 
 fn run(args: &Args) -> Result<bool, String> {
@@ -241,6 +253,7 @@ fn run(args: &Args) -> Result<bool, String> {
         &config_path,
         Variant::A,
         &config::yaml(Variant::A, &upstreams, &keys),
+        Duration::ZERO,
     )
     .map_err(|e| format!("config: {e}"))?;
     let env = vec![
@@ -299,6 +312,7 @@ fn run(args: &Args) -> Result<bool, String> {
         config_path: config_path.clone(),
         upstreams,
         keys,
+        split_pause: args.split_pause,
     });
     let system = actix_rt::System::new();
     let mut driven = system.block_on(drive(context.clone(), args.seed));
@@ -618,7 +632,14 @@ async fn reload_loop(context: Rc<Context>, client: Rc<awc::Client>) -> (u64, u64
         actix_rt::time::sleep_until(at.into()).await;
         variant = variant.other();
         let text = config::yaml(variant, &context.upstreams, &context.keys);
-        if let Err(error) = config::write(&context.config_path, variant, &text) {
+        let (path, pause) = (context.config_path.clone(), context.split_pause);
+        // Off the driver's thread: a split write sleeps between its halves.
+        let written =
+            actix_rt::task::spawn_blocking(move || config::write(&path, variant, &text, pause))
+                .await
+                .map_err(|e| std::io::Error::other(e.to_string()))
+                .and_then(|result| result);
+        if let Err(error) = written {
             failures.push(format!("rewrite {rewrites}: {error}"));
             continue;
         }

@@ -22,6 +22,20 @@ pub type LogGuard = tracing_appender::non_blocking::WorkerGuard;
 /// longer than one `write(2)` takes.
 const LOG_QUEUE_LINES: usize = 8192;
 
+/// notify logs every inotify event at trace. With the log written into the config's directory,
+/// each such line is itself an event: a loop that never ends. So its trace lines are dropped
+/// unless the filter names notify explicitly.
+fn cap_notify(filter: EnvFilter, settings: &LogSettings) -> EnvFilter {
+    let spec = std::env::var("RUST_LOG").unwrap_or_else(|_| settings.level.clone());
+    if spec.contains("notify") {
+        return filter;
+    }
+    match "notify=debug".parse() {
+        Ok(directive) => filter.add_directive(directive),
+        Err(_) => filter,
+    }
+}
+
 /// Installs the subscriber. Lines are handed to a writer thread, so a worker never blocks on a
 /// `write(2)` to stderr per request; the writer applies backpressure rather than dropping lines.
 pub fn init(settings: &LogSettings) -> LogGuard {
@@ -32,6 +46,7 @@ pub fn init(settings: &LogSettings) -> LogGuard {
     let filter = EnvFilter::try_from_default_env()
         .or_else(|_| EnvFilter::try_new(&settings.level))
         .unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter = cap_notify(filter, settings);
     // Colours only on a terminal: log files and collectors must get plain text.
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -17,7 +17,7 @@ use switchyard_actors::registry::Registry;
 use switchyard_actors::watcher::ConfigWatcher;
 use utoipa_swagger_ui::SwaggerUi;
 
-use crate::client_key::KeyPolicy;
+use crate::client_key::{HeaderTrust, KeyPolicy};
 use crate::client_socket::ClientSocket;
 use crate::handlers::{metadata, mlflow, openai, ops, WorkerState};
 use crate::metrics::Metrics;
@@ -157,10 +157,12 @@ pub async fn run(
         &limits.storage,
         Duration::from_millis(limits.redis_timeout_ms.max(1)),
         limits.fail_open,
+        limits.memory_bounds(),
     )
     .map(Arc::new)
     .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
-    let key_policy = KeyPolicy::parse(&limits.key, &limits.trusted_proxies)
+    let key_policy = HeaderTrust::parse(&limits.trust_key_header_from)
+        .and_then(|trust| KeyPolicy::parse(&limits.key, &limits.trusted_proxies, trust))
         .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
     tracing::info!(storage = limiter.storage_name(), "rate limits ready");
     let breakers = Arc::new(Breakers::new());

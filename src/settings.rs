@@ -7,6 +7,9 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde::Deserialize;
+
+use crate::client_key::HeaderTrust;
+use switchyard_actors::limits::MemoryBounds;
 use switchyard_actors::provider::UpstreamSettings;
 use switchyard_actors::watcher::WatchSettings;
 
@@ -62,6 +65,23 @@ pub struct RateLimitSettings {
     pub fail_open: bool,
     /// How long a Redis round trip may take before it counts as unavailable.
     pub redis_timeout_ms: u64,
+    /// Whose `header:NAME` key is believed: `trusted_proxies` (only requests from
+    /// `trusted_proxies`; others count against their IP) or `any` (every caller picks its key).
+    pub trust_key_header_from: String,
+    /// In-memory storage: hits between two sweeps of windows that have ended.
+    pub sweep_every_hits: u64,
+    /// In-memory storage: most windows (one per endpoint and client) kept at once. When full,
+    /// ended windows go first, then those not refusing anyone; a new client is never refused.
+    pub max_windows: usize,
+}
+
+impl RateLimitSettings {
+    pub fn memory_bounds(&self) -> MemoryBounds {
+        MemoryBounds {
+            sweep_every: self.sweep_every_hits,
+            max_windows: self.max_windows,
+        }
+    }
 }
 
 impl Default for RateLimitSettings {
@@ -72,6 +92,9 @@ impl Default for RateLimitSettings {
             trusted_proxies: Vec::new(),
             fail_open: true,
             redis_timeout_ms: 100,
+            trust_key_header_from: "trusted_proxies".to_owned(),
+            sweep_every_hits: MemoryBounds::default().sweep_every,
+            max_windows: MemoryBounds::default().max_windows,
         }
     }
 }
@@ -108,6 +131,10 @@ pub struct UpstreamConfig {
 pub struct WatchConfig {
     pub debounce_ms: u64,
     pub poll_interval_ms: u64,
+    /// While the config file is being written in place (modified and not yet closed by its
+    /// writer), reloads wait for the close this long at most; a writer pausing longer with the
+    /// file open can be read half-written (the reload then logs the endpoints it removes).
+    pub open_write_wait_ms: u64,
 }
 
 impl Default for Settings {
@@ -162,6 +189,7 @@ impl Default for WatchConfig {
         Self {
             debounce_ms: 150,
             poll_interval_ms: 1_000,
+            open_write_wait_ms: 5_000,
         }
     }
 }
@@ -205,6 +233,15 @@ impl Settings {
         if self.upstream.total_timeout_secs == 0 {
             return fail("upstream.total_timeout_secs must be at least 1");
         }
+        if self.rate_limits.sweep_every_hits == 0 {
+            return fail("rate_limits.sweep_every_hits must be at least 1");
+        }
+        if self.rate_limits.max_windows == 0 {
+            return fail("rate_limits.max_windows must be at least 1");
+        }
+        if let Err(message) = HeaderTrust::parse(&self.rate_limits.trust_key_header_from) {
+            return fail(&message);
+        }
         Ok(())
     }
 
@@ -224,6 +261,7 @@ impl Settings {
         WatchSettings {
             debounce: Duration::from_millis(self.watch.debounce_ms),
             poll_interval: Duration::from_millis(self.watch.poll_interval_ms.max(50)),
+            open_write_wait: Duration::from_millis(self.watch.open_write_wait_ms),
         }
     }
 }
@@ -251,6 +289,28 @@ mod tests {
         std::fs::write(&path, "prot = 6001\n").unwrap();
         let err = Settings::load(Some(&path)).unwrap_err().to_string();
         assert!(err.contains("prot"), "{err}");
+    }
+
+    #[test]
+    fn rate_limit_bounds_and_header_trust_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.toml");
+        for (text, named) in [
+            (
+                "[rate_limits]\ntrust_key_header_from = \"everyone\"\n",
+                "trust_key_header_from",
+            ),
+            ("[rate_limits]\nmax_windows = 0\n", "max_windows"),
+            ("[rate_limits]\nsweep_every_hits = 0\n", "sweep_every_hits"),
+        ] {
+            std::fs::write(&path, text).unwrap();
+            let err = Settings::load(Some(&path)).unwrap_err().to_string();
+            assert!(err.contains(named), "{err}");
+        }
+        std::fs::write(&path, "[rate_limits]\ntrust_key_header_from = \"any\"\n").unwrap();
+        let s = Settings::load(Some(&path)).unwrap();
+        assert_eq!(s.rate_limits.trust_key_header_from, "any");
+        assert_eq!(s.rate_limits.memory_bounds(), MemoryBounds::default());
     }
 
     #[test]

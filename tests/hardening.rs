@@ -503,3 +503,295 @@ async fn a_stream_answered_with_a_non_stream_content_type_is_a_502_before_the_fi
     assert_eq!(reply.status, 200, "{}", reply.text);
     assert!(reply.text.contains("[DONE]"), "{}", reply.text);
 }
+
+// ---------------------------------------------------------------------------------------------
+// Config reloads, rate-limit windows and client keys (issue 17, defects 2, 4, 8, 9)
+// ---------------------------------------------------------------------------------------------
+
+/// A mock chat endpoint with a `limit:`.
+fn limited_mock(name: &str, calls: u64, period: &str) -> String {
+    format!(
+        "{}    limit: {{calls: {calls}, renewal_period: {period}}}\n",
+        mock_endpoint(name, "llm/v1/chat", "")
+    )
+}
+
+async fn invoke_status(gw: &Gateway, name: &str) -> u16 {
+    post_json(&gw.url(&format!("/endpoints/{name}/invocations")), &chat())
+        .await
+        .status
+}
+
+#[actix_rt::test]
+async fn a_daily_limit_stays_spent_while_a_per_second_endpoint_triggers_sweeps() {
+    // A sweep every 20 hits, so the per-second endpoint's traffic sweeps many times.
+    let gw = Gateway::start_with(
+        &format!(
+            "endpoints:\n{}{}",
+            limited_mock("daily", 2, "day"),
+            limited_mock("fast", 1_000_000, "second")
+        ),
+        &[],
+        &[("SWITCHYARD_RATE_LIMITS__SWEEP_EVERY_HITS", "20")],
+    );
+    assert_eq!(invoke_status(&gw, "daily").await, 200);
+    assert_eq!(invoke_status(&gw, "daily").await, 200);
+    assert_eq!(invoke_status(&gw, "daily").await, 429);
+    // The bug dropped every window older than the sweeping endpoint's period (1 s), so the
+    // traffic must outlast that: at least 1.5 s and 200 hits (ten sweeps), at most 50,000 hits.
+    let exhausted = Instant::now();
+    let mut hits = 0;
+    while hits < 50_000 && (hits < 200 || exhausted.elapsed() < Duration::from_millis(1_500)) {
+        assert_eq!(invoke_status(&gw, "fast").await, 200);
+        hits += 1;
+    }
+    assert!(
+        exhausted.elapsed() >= Duration::from_millis(1_500),
+        "50,000 hits took under 1.5 s"
+    );
+    assert_eq!(
+        invoke_status(&gw, "daily").await,
+        429,
+        "a sweep by the per-second endpoint's period refilled the daily quota"
+    );
+}
+
+/// Ten mock endpoints `e0`..`e9`; `e0`'s model name marks the revision.
+fn ten_endpoints(revision: &str) -> (String, String) {
+    let mut first = String::from("endpoints:\n");
+    first += &mock_endpoint("e0", "llm/v1/chat", "").replace("model-e0", revision);
+    for i in 1..7 {
+        first += &mock_endpoint(&format!("e{i}"), "llm/v1/chat", "");
+    }
+    let rest = (7..10)
+        .map(|i| mock_endpoint(&format!("e{i}"), "llm/v1/chat", ""))
+        .collect();
+    (first, rest)
+}
+
+#[actix_rt::test]
+async fn an_in_place_save_with_a_pause_never_serves_the_half_written_file() {
+    let (first, rest) = ten_endpoints("r0");
+    let gw = Gateway::start(&format!("{first}{rest}"));
+    let e9 = gw.url("/api/2.0/endpoints/e9");
+    let e0 = gw.url("/api/2.0/endpoints/e0");
+    for (round, pause_ms) in [50u64, 200, 500].into_iter().enumerate() {
+        let revision = format!("r{}", round + 1);
+        let (first, rest) = ten_endpoints(&revision);
+        // In place, as `cat > file` or a non-atomic editor save: truncate, the first seven
+        // endpoints (valid YAML on their own), a pause with the file open, the rest, close.
+        let path = gw.config_path.clone();
+        let writer = std::thread::spawn(move || {
+            let mut file = std::fs::File::create(&path).unwrap();
+            file.write_all(first.as_bytes()).unwrap();
+            file.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(pause_ms));
+            file.write_all(rest.as_bytes()).unwrap();
+        });
+        // Requests to e9 (in the second half) until the new revision is live; bounded.
+        let mut failures = Vec::new();
+        let mut requests = 0;
+        let mut live = false;
+        while requests < 2_000 && !live {
+            let reply = get(&e9).await;
+            if reply.status != 200 {
+                failures.push(reply.status);
+            }
+            requests += 1;
+            live = writer.is_finished() && get(&e0).await.json["model"]["name"] == revision;
+        }
+        writer.join().unwrap();
+        assert!(live, "pause {pause_ms} ms: the full file never went live");
+        assert!(
+            failures.is_empty(),
+            "pause {pause_ms} ms: {} of {requests} requests failed ({:?}); logs:\n{}",
+            failures.len(),
+            &failures[..failures.len().min(5)],
+            gw.logs()
+        );
+    }
+    assert!(!gw.logs().contains("removing endpoints"), "{}", gw.logs());
+}
+
+#[actix_rt::test]
+async fn a_reload_that_removes_endpoints_is_a_warning_naming_them() {
+    let (first, rest) = ten_endpoints("r0");
+    let gw = Gateway::start(&format!("{first}{rest}"));
+    gw.save_config(&first);
+    assert!(
+        gw.wait_for_log("removing endpoints or routes", Duration::from_secs(3)),
+        "{}",
+        gw.logs()
+    );
+    let warning = gw
+        .logs()
+        .lines()
+        .find(|line| line.contains("removing endpoints or routes"))
+        .unwrap_or_default()
+        .to_owned();
+    assert!(warning.contains("WARN"), "{warning}");
+    assert!(warning.contains("\"e7\", \"e8\", \"e9\""), "{warning}");
+}
+
+#[test]
+fn trace_logging_into_the_config_directory_does_not_feed_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &config_path,
+        format!("endpoints:\n{}", mock_endpoint("a", "llm/v1/chat", "")),
+    )
+    .unwrap();
+    let log_path = dir.path().join("gateway.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .arg("start")
+        .arg("--config-path")
+        .arg(&config_path)
+        .args(["--port", "0", "--workers", "1"])
+        .env("RUST_LOG", "trace")
+        .stdout(std::process::Stdio::piped())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    let started = std::io::BufRead::read_line(&mut stdout, &mut line).unwrap_or(0) > 0;
+    let size = || std::fs::metadata(&log_path).map(|m| m.len()).unwrap_or(0);
+    // Startup quiesces: the size holds still over 300 ms (tried at most 20 times).
+    let mut quiet = false;
+    for _ in 0..20 {
+        let before = size();
+        std::thread::sleep(Duration::from_millis(300));
+        if size() == before {
+            quiet = true;
+            break;
+        }
+    }
+    // Then, over a few poll intervals, it may grow by a few lines at most, not without bound.
+    let settled = size();
+    std::thread::sleep(Duration::from_millis(2_500));
+    let grown = size() - settled;
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(started, "the gateway did not start: {line}");
+    assert!(
+        quiet && grown < 4_096,
+        "the log kept growing ({} bytes in all, {grown} in the last 2.5 s)",
+        size()
+    );
+}
+
+/// A gateway behind a "proxy" (the test client, 127.0.0.1) with a `limited` endpoint.
+fn behind_proxy(calls: u64, envs: &[(&str, &str)]) -> Gateway {
+    let mut all = vec![("SWITCHYARD_RATE_LIMITS__TRUSTED_PROXIES", "127.0.0.1")];
+    all.extend_from_slice(envs);
+    Gateway::start_with(
+        &format!("endpoints:\n{}", limited_mock("limited", calls, "minute")),
+        &[],
+        &all,
+    )
+}
+
+async fn status_with(gw: &Gateway, headers: &[(&str, String)]) -> u16 {
+    let mut request = client().post(gw.url("/endpoints/limited/invocations"));
+    for (name, value) in headers {
+        request = request.insert_header((*name, value.as_str()));
+    }
+    request.send_json(&chat()).await.unwrap().status().as_u16()
+}
+
+#[actix_rt::test]
+async fn garbage_forwarded_for_with_a_rotating_x_real_ip_buys_no_quota() {
+    let gw = behind_proxy(10, &[]);
+    let mut admitted = 0;
+    for i in 0..13 {
+        let status = status_with(
+            &gw,
+            &[
+                ("x-forwarded-for", "not-an-ip".to_owned()),
+                ("x-real-ip", format!("203.0.113.{i}")),
+            ],
+        )
+        .await;
+        admitted += usize::from(status == 200);
+    }
+    assert_eq!(admitted, 10, "the rotating X-Real-IP was believed");
+}
+
+#[actix_rt::test]
+async fn a_key_header_counts_only_from_trusted_proxies() {
+    // The trusted proxy is elsewhere: the test client's X-Team is not believed.
+    let gw = Gateway::start_with(
+        &format!("endpoints:\n{}", limited_mock("limited", 3, "minute")),
+        &[],
+        &[
+            ("SWITCHYARD_RATE_LIMITS__KEY", "header:X-Team"),
+            ("SWITCHYARD_RATE_LIMITS__TRUSTED_PROXIES", "10.255.0.1"),
+        ],
+    );
+    let mut admitted = 0;
+    for i in 0..6 {
+        let status = status_with(&gw, &[("x-team", format!("team-{i}"))]).await;
+        admitted += usize::from(status == 200);
+    }
+    assert_eq!(admitted, 3, "a direct client chose its own key");
+
+    // Opting in believes any caller.
+    let open = behind_proxy(
+        1,
+        &[
+            ("SWITCHYARD_RATE_LIMITS__KEY", "header:X-Team"),
+            ("SWITCHYARD_RATE_LIMITS__TRUST_KEY_HEADER_FROM", "any"),
+        ],
+    );
+    assert_eq!(status_with(&open, &[("x-team", "a".to_owned())]).await, 200);
+    assert_eq!(status_with(&open, &[("x-team", "b".to_owned())]).await, 200);
+    assert_eq!(status_with(&open, &[("x-team", "a".to_owned())]).await, 429);
+
+    // A header key that could never be believed is a startup error, not a silent per-IP limit.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("gateway.yaml");
+    std::fs::write(
+        &path,
+        format!("endpoints:\n{}", limited_mock("l", 1, "minute")),
+    )
+    .unwrap();
+    let output = std::process::Command::new(BIN)
+        .arg("start")
+        .arg("--config-path")
+        .arg(&path)
+        .args(["--port", "0"])
+        .env("SWITCHYARD_RATE_LIMITS__KEY", "header:X-Team")
+        .env_remove("SWITCHYARD_RATE_LIMITS__TRUSTED_PROXIES")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(stderr.contains("trust_key_header_from"), "{stderr}");
+}
+
+#[actix_rt::test]
+async fn a_flood_of_new_client_keys_neither_frees_a_spent_client_nor_locks_anyone_out() {
+    let gw = behind_proxy(3, &[("SWITCHYARD_RATE_LIMITS__MAX_WINDOWS", "50")]);
+    let victim = [("x-forwarded-for", "198.51.100.1".to_owned())];
+    for _ in 0..3 {
+        assert_eq!(status_with(&gw, &victim).await, 200);
+    }
+    assert_eq!(status_with(&gw, &victim).await, 429);
+    // Six times the cap in fresh keys, one request each: each is served (no new client is
+    // refused for room), and the spent client, idle meanwhile, is not the one evicted.
+    for i in 0..300u32 {
+        let ip = format!("10.{}.{}.{}", i >> 16, (i >> 8) & 255, i & 255);
+        assert_eq!(
+            status_with(&gw, &[("x-forwarded-for", ip.clone())]).await,
+            200,
+            "new client {ip} refused"
+        );
+    }
+    assert_eq!(
+        status_with(&gw, &victim).await,
+        429,
+        "the flood evicted a spent client's window"
+    );
+}

@@ -160,7 +160,11 @@ async fn a_named_header_keys_each_team_separately() {
     let gw = Gateway::start_with(
         &config(&upstream, 1, "minute"),
         &[],
-        &[("SWITCHYARD_RATE_LIMITS__KEY", "header:X-Team")],
+        &[
+            ("SWITCHYARD_RATE_LIMITS__KEY", "header:X-Team"),
+            // The header is believed only from a trusted proxy; the test client plays it.
+            ("SWITCHYARD_RATE_LIMITS__TRUSTED_PROXIES", "127.0.0.1"),
+        ],
     );
     let url = gw.url("/endpoints/limited/invocations");
     let send = |team: &'static str| {

@@ -26,10 +26,26 @@ pub struct ConfigChanged {
 #[rtype(result = "()")]
 pub struct ForceReload;
 
-/// A notify event touched the config's directory; the watcher debounces these.
-#[derive(Message)]
+/// A notify event concerned the config file (or the `..data` symlink swap); the watcher
+/// debounces these. Events for other files in the directory are dropped before they are sent.
+#[derive(Message, Debug, Clone, Copy, PartialEq, Eq)]
 #[rtype(result = "()")]
-pub struct FileSystemEvent;
+pub struct FileSystemEvent {
+    pub change: FileChange,
+}
+
+/// What a relevant event says about the config file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileChange {
+    /// Its content was written in place: a writer has it open and may not be done.
+    Written,
+    /// A writer closed it after writing: an in-place save is complete.
+    Closed,
+    /// Its metadata changed (touch, chmod): an open write, if any, is still open.
+    Touched,
+    /// Anything else (renamed over, created, removed, symlink swapped, rescan): the hash decides.
+    Replaced,
+}
 
 /// A worker's dispatcher came up and wants every future config.
 #[derive(Message)]

@@ -68,13 +68,29 @@ impl Registry {
             generation: previous.generation + 1,
             config: Arc::new(config),
         };
-        tracing::info!(
-            generation = snapshot.generation,
-            added = ?diff.added,
-            removed = ?diff.removed,
-            changed = ?diff.changed,
-            "configuration updated"
-        );
+        if diff.removed.is_empty() {
+            tracing::info!(
+                generation = snapshot.generation,
+                added = ?diff.added,
+                changed = ?diff.changed,
+                "configuration updated"
+            );
+        } else {
+            // Removals are where a half-written file shows (a prefix of the file is often valid
+            // YAML), so they are loud. The watcher waits for an in-place writer to close the
+            // file, up to `watch.open_write_wait_ms`; a writer that closes it between halves, or
+            // keeps it open longer, can still be read half-written.
+            tracing::warn!(
+                generation = snapshot.generation,
+                added = ?diff.added,
+                removed = ?diff.removed,
+                changed = ?diff.changed,
+                "configuration updated, removing endpoints or routes {:?}; if that was not \
+                 intended, the file may have been read while being written (check the editor \
+                 saves atomically) and the next save restores them",
+                diff.removed
+            );
+        }
         let update = RoutesUpdated {
             generation: snapshot.generation,
             config: snapshot.config.clone(),

@@ -7,15 +7,31 @@
 //! (following symlinks) and its SHA-256 compared with the last content seen, so bursts of events
 //! and touches without a change cost nothing. A slow poll backs notify up for the cases it cannot
 //! see, such as the directory itself being removed and recreated.
+//!
+//! A half-written file must never go live, because a prefix of a config is often valid YAML
+//! with endpoints missing. So content is applied only once it is known to be whole and stable:
+//! - An in-place write (the file modified, not replaced) holds reloads until its writer closes
+//!   the file (inotify's close-after-write), however long the writer pauses in between, up to
+//!   `open_write_wait`; past that the file is read as it stands.
+//! - A check after notify's quiet period applies what it reads: no event for the file during the
+//!   debounce window means its content did not change during it.
+//! - The poll, which sees no events, applies a new content only when two reads at least one
+//!   debounce window apart give the same size and hash.
+//!
+//! Only events naming the config file, a `..`-prefixed entry (the Kubernetes `..data` swap) or
+//! the directory itself are acted on. Everything else in the directory, such as a log file the
+//! gateway itself writes there, is dropped in notify's thread, so it cannot feed back.
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use actix::prelude::*;
+use notify::event::{AccessKind, AccessMode, EventKind, ModifyKind};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use sha2::{Digest, Sha256};
 
-use crate::messages::{ConfigChanged, FileSystemEvent, ForceReload};
+use crate::messages::{ConfigChanged, FileChange, FileSystemEvent, ForceReload};
 use crate::registry::Registry;
 
 /// Timing of the watcher; from the server settings.
@@ -25,6 +41,8 @@ pub struct WatchSettings {
     pub debounce: Duration,
     /// Interval of the fallback content check.
     pub poll_interval: Duration,
+    /// Longest wait for the writer of an in-place save to close the file.
+    pub open_write_wait: Duration,
 }
 
 /// A burst of events postpones a check by at most this many debounce periods.
@@ -35,6 +53,7 @@ impl Default for WatchSettings {
         Self {
             debounce: Duration::from_millis(150),
             poll_interval: Duration::from_secs(1),
+            open_write_wait: Duration::from_secs(5),
         }
     }
 }
@@ -53,6 +72,23 @@ pub struct ConfigWatcher {
     notify: Option<RecommendedWatcher>,
     /// Identity of the watched directory, to re-arm notify when the directory is recreated.
     watched_dir: Option<(u64, u64)>,
+    /// Since when the file has been written in place without its writer closing it.
+    writing_since: Option<Instant>,
+    /// A new content the poll read (size, hash, when), applied if the next read matches.
+    candidate: Option<(usize, [u8; 32], Instant)>,
+    /// The poll's confirmation read, scheduled one debounce window after a new content.
+    confirming: Option<SpawnHandle>,
+}
+
+/// Why the file is being read: what is known about its stability differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Trigger {
+    /// notify went quiet for a debounce window after an event.
+    Settled,
+    /// The fallback poll (or its confirmation read).
+    Poll,
+    /// SIGHUP: the operator asked; apply what is there.
+    Forced,
 }
 
 impl ConfigWatcher {
@@ -74,7 +110,18 @@ impl ConfigWatcher {
             burst_started: None,
             notify: None,
             watched_dir: None,
+            writing_since: None,
+            candidate: None,
+            confirming: None,
         }
+    }
+
+    /// The config's file name, for telling its events from those of its neighbours.
+    fn file_name(&self) -> OsString {
+        self.path
+            .file_name()
+            .map(OsString::from)
+            .unwrap_or_default()
     }
 
     fn directory(&self) -> PathBuf {
@@ -92,11 +139,15 @@ impl ConfigWatcher {
             return;
         }
         let addr = ctx.address();
+        let file_name = self.file_name();
+        let watched = dir.clone();
         let made = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-            // Any event in the directory may concern the file (rename targets, symlink swaps);
-            // the content hash decides.
-            if event.is_ok() {
-                addr.do_send(FileSystemEvent);
+            // Filtered here, on notify's thread: an unrelated file (a log next to the config)
+            // costs neither a message nor a read, and nothing is logged per event.
+            if let Ok(event) = event {
+                if let Some(change) = classify(&event, &file_name, &watched) {
+                    addr.do_send(FileSystemEvent { change });
+                }
             }
         });
         match made {
@@ -114,23 +165,12 @@ impl ConfigWatcher {
         }
     }
 
-    fn check(&mut self, forced: bool) {
-        match std::fs::read(&self.path) {
-            Ok(bytes) => {
-                self.missing = false;
-                let digest = hash(&bytes);
-                if !forced && self.last_hash == Some(digest) {
-                    return;
-                }
-                self.last_hash = Some(digest);
-                match String::from_utf8(bytes) {
-                    Ok(text) => self.registry.do_send(ConfigChanged { text, forced }),
-                    Err(_) => tracing::warn!(
-                        path = %self.path.display(),
-                        "config file is not valid UTF-8, keeping the previous configuration"
-                    ),
-                }
-            }
+    fn check(&mut self, trigger: Trigger, ctx: &mut Context<Self>) {
+        if trigger == Trigger::Poll && self.pending.is_some() {
+            return; // notify saw events and will check once they settle
+        }
+        let bytes = match std::fs::read(&self.path) {
+            Ok(bytes) => bytes,
             Err(err) => {
                 if !self.missing {
                     tracing::warn!(
@@ -141,8 +181,98 @@ impl ConfigWatcher {
                 self.missing = true;
                 // Forget the hash so the same content coming back is treated as new.
                 self.last_hash = None;
+                self.candidate = None;
+                return;
+            }
+        };
+        self.missing = false;
+        let digest = hash(&bytes);
+        if trigger != Trigger::Forced {
+            if self.last_hash == Some(digest) {
+                self.candidate = None;
+                return;
+            }
+            if let Some(since) = self.writing_since {
+                if since.elapsed() < self.settings.open_write_wait {
+                    return; // its writer's close brings the next check
+                }
+                tracing::warn!(
+                    path = %self.path.display(),
+                    waited_ms = since.elapsed().as_millis() as u64,
+                    "config file still open for writing; reading it as it stands"
+                );
+                self.writing_since = None;
+            }
+            if trigger == Trigger::Poll && !self.confirmed(bytes.len(), digest, ctx) {
+                return;
             }
         }
+        self.candidate = None;
+        self.last_hash = Some(digest);
+        match String::from_utf8(bytes) {
+            Ok(text) => self.registry.do_send(ConfigChanged {
+                text,
+                forced: trigger == Trigger::Forced,
+            }),
+            Err(_) => tracing::warn!(
+                path = %self.path.display(),
+                "config file is not valid UTF-8, keeping the previous configuration"
+            ),
+        }
+    }
+
+    /// For the poll: true when the previous read, at least one debounce window ago, saw the same
+    /// size and hash; otherwise remembers this content and schedules the read that confirms it.
+    fn confirmed(&mut self, size: usize, digest: [u8; 32], ctx: &mut Context<Self>) -> bool {
+        let debounce = self.settings.debounce;
+        if let Some((seen_size, seen_digest, seen_at)) = self.candidate {
+            if seen_size == size && seen_digest == digest && seen_at.elapsed() >= debounce {
+                return true;
+            }
+            if seen_size == size && seen_digest == digest {
+                return false; // the confirmation read is already scheduled
+            }
+        }
+        self.candidate = Some((size, digest, Instant::now()));
+        if let Some(handle) = self.confirming.take() {
+            ctx.cancel_future(handle);
+        }
+        self.confirming = Some(ctx.run_later(debounce, |watcher, ctx| {
+            watcher.confirming = None;
+            watcher.check(Trigger::Poll, ctx);
+        }));
+        false
+    }
+}
+
+/// Which of notify's events concern the config, and how. `None` for the rest: other files, and
+/// opens and reads (the watcher's own reads among them, which would otherwise wake it forever).
+fn classify(event: &notify::Event, file_name: &OsString, dir: &Path) -> Option<FileChange> {
+    if event.need_rescan() || event.paths.is_empty() {
+        return Some(FileChange::Replaced);
+    }
+    let is_config = |path: &PathBuf| path.file_name() == Some(file_name.as_os_str());
+    let relevant = event.paths.iter().any(|path| {
+        is_config(path)
+            || path.as_path() == dir
+            || path
+                .file_name()
+                .is_some_and(|name| name.as_encoded_bytes().starts_with(b".."))
+    });
+    if !relevant {
+        return None;
+    }
+    let on_config = event.paths.iter().any(is_config);
+    match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) if on_config => {
+            Some(FileChange::Closed)
+        }
+        EventKind::Access(_) => None,
+        EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Any) if on_config => {
+            Some(FileChange::Written)
+        }
+        EventKind::Modify(ModifyKind::Metadata(_)) if on_config => Some(FileChange::Touched),
+        _ => Some(FileChange::Replaced),
     }
 }
 
@@ -153,7 +283,7 @@ impl Actor for ConfigWatcher {
         self.arm(ctx);
         ctx.run_interval(self.settings.poll_interval, |watcher, ctx| {
             watcher.arm(ctx);
-            watcher.check(false);
+            watcher.check(Trigger::Poll, ctx);
         });
     }
 }
@@ -161,10 +291,19 @@ impl Actor for ConfigWatcher {
 impl Handler<FileSystemEvent> for ConfigWatcher {
     type Result = ();
 
-    fn handle(&mut self, _: FileSystemEvent, ctx: &mut Self::Context) {
+    fn handle(&mut self, event: FileSystemEvent, ctx: &mut Self::Context) {
+        match event.change {
+            FileChange::Written => {
+                self.writing_since.get_or_insert_with(Instant::now);
+            }
+            // Closed after writing, or replaced by another inode: no write is open on it now.
+            FileChange::Closed | FileChange::Replaced => self.writing_since = None,
+            FileChange::Touched => {}
+        }
+        self.candidate = None;
         // Each event restarts the quiet period, but a burst may postpone the check by at most
-        // `MAX_POSTPONE_FACTOR` debounce periods: events for any file in the directory count (a
-        // log written next to the config never goes quiet), and that must not hold back a reload.
+        // `MAX_POSTPONE_FACTOR` debounce periods, so a config replaced over and over still
+        // reloads. A burst of in-place writes is held by `writing_since`, not by this.
         let now = Instant::now();
         let started = *self.burst_started.get_or_insert(now);
         let cap = self.settings.debounce * MAX_POSTPONE_FACTOR;
@@ -174,10 +313,10 @@ impl Handler<FileSystemEvent> for ConfigWatcher {
         if let Some(handle) = self.pending.take() {
             ctx.cancel_future(handle);
         }
-        self.pending = Some(ctx.run_later(self.settings.debounce, |watcher, _| {
+        self.pending = Some(ctx.run_later(self.settings.debounce, |watcher, ctx| {
             watcher.pending = None;
             watcher.burst_started = None;
-            watcher.check(false);
+            watcher.check(Trigger::Settled, ctx);
         }));
     }
 }
@@ -185,9 +324,9 @@ impl Handler<FileSystemEvent> for ConfigWatcher {
 impl Handler<ForceReload> for ConfigWatcher {
     type Result = ();
 
-    fn handle(&mut self, _: ForceReload, _: &mut Self::Context) {
+    fn handle(&mut self, _: ForceReload, ctx: &mut Self::Context) {
         tracing::info!(path = %self.path.display(), "reload requested");
-        self.check(true);
+        self.check(Trigger::Forced, ctx);
     }
 }
 
@@ -204,4 +343,73 @@ fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
 #[cfg(not(unix))]
 fn dir_identity(dir: &Path) -> Option<(u64, u64)> {
     std::fs::metadata(dir).ok().map(|_| (0, 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{CreateKind, MetadataKind, RenameMode};
+    use notify::Event;
+
+    fn event(kind: EventKind, path: &str) -> Event {
+        Event::new(kind).add_path(PathBuf::from(path))
+    }
+
+    fn classify_in_conf(kind: EventKind, path: &str) -> Option<FileChange> {
+        classify(
+            &event(kind, path),
+            &OsString::from("gateway.yaml"),
+            Path::new("/conf"),
+        )
+    }
+
+    #[test]
+    fn events_for_other_files_and_reads_are_dropped() {
+        let written = EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any));
+        assert_eq!(classify_in_conf(written, "/conf/gateway.log"), None);
+        assert_eq!(classify_in_conf(written, "/conf/gateway.yaml.tmp"), None);
+        // The watcher's own reads of the config: open, close without writing.
+        let opened = EventKind::Access(AccessKind::Open(AccessMode::Any));
+        let read = EventKind::Access(AccessKind::Close(AccessMode::Read));
+        assert_eq!(classify_in_conf(opened, "/conf/gateway.yaml"), None);
+        assert_eq!(classify_in_conf(read, "/conf/gateway.yaml"), None);
+    }
+
+    #[test]
+    fn in_place_writes_are_told_from_replacements() {
+        let written = EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any));
+        let closed = EventKind::Access(AccessKind::Close(AccessMode::Write));
+        let renamed = EventKind::Modify(ModifyKind::Name(RenameMode::To));
+        let touched = EventKind::Modify(ModifyKind::Metadata(MetadataKind::Any));
+        let config = "/conf/gateway.yaml";
+        assert_eq!(classify_in_conf(written, config), Some(FileChange::Written));
+        assert_eq!(classify_in_conf(closed, config), Some(FileChange::Closed));
+        assert_eq!(
+            classify_in_conf(renamed, config),
+            Some(FileChange::Replaced)
+        );
+        assert_eq!(classify_in_conf(touched, config), Some(FileChange::Touched));
+        // Kubernetes swaps `..data`; a removed directory reports itself; a rescan names nothing.
+        let created = EventKind::Create(CreateKind::Any);
+        assert_eq!(
+            classify_in_conf(renamed, "/conf/..data"),
+            Some(FileChange::Replaced)
+        );
+        assert_eq!(
+            classify_in_conf(created, "/conf/..data_tmp"),
+            Some(FileChange::Replaced)
+        );
+        assert_eq!(
+            classify_in_conf(EventKind::Remove(notify::event::RemoveKind::Any), "/conf"),
+            Some(FileChange::Replaced)
+        );
+        assert_eq!(
+            classify(
+                &Event::new(EventKind::Any),
+                &OsString::from("gateway.yaml"),
+                Path::new("/conf")
+            ),
+            Some(FileChange::Replaced)
+        );
+    }
 }

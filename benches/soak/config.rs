@@ -195,14 +195,41 @@ pub fn yaml(variant: Variant, upstreams: &Upstreams, keys: &Canaries) -> String 
 }
 
 /// Writes a variant the two ways editors and tools do, alternately: B in place (truncate and
-/// write), A by writing a temporary file and renaming it over the config.
-pub fn write(path: &Path, variant: Variant, text: &str) -> std::io::Result<()> {
+/// write), A by writing a temporary file and renaming it over the config. With a `split_pause`,
+/// B is written as a careless tool does: the first half of its entries (a prefix that is valid
+/// YAML with endpoints missing), a pause with the file still open, then the rest. Blocks for the
+/// pause: call it off the driver's thread.
+pub fn write(
+    path: &Path,
+    variant: Variant,
+    text: &str,
+    split_pause: Duration,
+) -> std::io::Result<()> {
     match variant {
-        Variant::B => std::fs::write(path, text),
+        Variant::B if split_pause.is_zero() => std::fs::write(path, text),
+        Variant::B => {
+            use std::io::Write;
+            let (first, rest) = text.split_at(split_point(text));
+            let mut file = std::fs::File::create(path)?;
+            file.write_all(first.as_bytes())?;
+            file.flush()?;
+            std::thread::sleep(split_pause);
+            file.write_all(rest.as_bytes())
+        }
         Variant::A => {
             let temporary = path.with_extension("yaml.tmp");
             std::fs::write(&temporary, text)?;
             std::fs::rename(&temporary, path)
         }
     }
+}
+
+/// The start of the list entry (`  - name:`) nearest the middle of `text`, else the middle line.
+fn split_point(text: &str) -> usize {
+    let middle = text.len() / 2;
+    let entries = text.match_indices("\n  - name:").map(|(at, _)| at + 1);
+    entries
+        .min_by_key(|at| at.abs_diff(middle))
+        .or_else(|| text[middle..].find('\n').map(|at| middle + at + 1))
+        .unwrap_or(middle)
 }

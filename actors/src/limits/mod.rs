@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
 use crate::config::{Limit, RateWindow, TokenLimit};
+pub use memory::MemoryBounds;
 pub use window::Decision;
 
 /// Counters the metrics endpoint reads.
@@ -49,8 +50,13 @@ pub struct RateLimiter {
 
 impl RateLimiter {
     pub fn memory() -> Self {
+        Self::memory_with(MemoryBounds::default())
+    }
+
+    /// In-process counters with the given sweep interval and cap.
+    pub fn memory_with(bounds: MemoryBounds) -> Self {
         Self {
-            storage: Storage::Memory(memory::MemoryStore::new()),
+            storage: Storage::Memory(memory::MemoryStore::with_bounds(bounds)),
             fail_open: true,
             epoch: Instant::now(),
             stats: LimiterStats::default(),
@@ -73,10 +79,16 @@ impl RateLimiter {
         }
     }
 
-    /// The storage named by a URI: `memory://` or `redis://...` / `rediss://...`.
-    pub fn from_uri(uri: &str, timeout: Duration, fail_open: bool) -> Result<Self, String> {
+    /// The storage named by a URI: `memory://` (bounded by `bounds`) or `redis://...` /
+    /// `rediss://...` (Redis expires its own keys).
+    pub fn from_uri(
+        uri: &str,
+        timeout: Duration,
+        fail_open: bool,
+        bounds: MemoryBounds,
+    ) -> Result<Self, String> {
         if uri.is_empty() || uri.starts_with("memory://") {
-            Ok(Self::memory())
+            Ok(Self::memory_with(bounds))
         } else if uri.starts_with("redis://")
             || uri.starts_with("rediss://")
             || uri.starts_with("redis+unix://")
@@ -174,9 +186,14 @@ impl RateLimiter {
         }
         let period_ms = period_ms(limit.window);
         match &self.storage {
-            Storage::Memory(store) => {
-                store.charge_tokens(endpoint, key, period_ms, tokens, self.now_ms())
-            }
+            Storage::Memory(store) => store.charge_tokens(
+                endpoint,
+                key,
+                period_ms,
+                limit.tokens,
+                tokens,
+                self.now_ms(),
+            ),
             Storage::Redis(backend) => {
                 if let Err(reason) = backend
                     .charge_tokens(endpoint, key, period_ms, tokens)
@@ -364,18 +381,34 @@ mod tests {
     #[test]
     fn storage_uris() {
         assert_eq!(
-            RateLimiter::from_uri("memory://", Duration::from_millis(5), true)
-                .unwrap()
-                .storage_name(),
+            RateLimiter::from_uri(
+                "memory://",
+                Duration::from_millis(5),
+                true,
+                MemoryBounds::default()
+            )
+            .unwrap()
+            .storage_name(),
             "memory"
         );
         assert_eq!(
-            RateLimiter::from_uri("redis://127.0.0.1:1/0", Duration::from_millis(5), true)
-                .unwrap()
-                .storage_name(),
+            RateLimiter::from_uri(
+                "redis://127.0.0.1:1/0",
+                Duration::from_millis(5),
+                true,
+                MemoryBounds::default()
+            )
+            .unwrap()
+            .storage_name(),
             "redis"
         );
-        assert!(RateLimiter::from_uri("mongodb://x", Duration::from_millis(5), true).is_err());
+        assert!(RateLimiter::from_uri(
+            "mongodb://x",
+            Duration::from_millis(5),
+            true,
+            MemoryBounds::default()
+        )
+        .is_err());
     }
 
     #[actix_rt::test]
