@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use actix_http::h1::SendTimeout;
 use actix_web::{web, App, HttpServer};
 use switchyard_actors::breaker::Breakers;
 use switchyard_actors::config::GatewayConfig;
@@ -68,7 +69,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(get("/v1/chat/completions", web::post().to(openai::chat)))
     .service(get("/v1/completions", web::post().to(openai::completions)))
     .service(get("/v1/embeddings", web::post().to(openai::embeddings)))
-    .service(get("/health", web::get().to(ops::health)))
+    .service(
+        // HEAD too: load balancers and uptime checkers probe with it.
+        web::resource("/health")
+            .route(web::get().to(ops::health))
+            .route(web::head().to(ops::health))
+            .default_service(web::to(|| async { method_not_allowed() })),
+    )
     .service(get("/metrics", web::get().to(ops::metrics)))
     .service(web::resource("/").route(web::get().to(ops::root)))
     .service(web::resource("/docs").route(web::get().to(ops::docs_redirect)))
@@ -151,6 +158,8 @@ pub async fn run(
 
     let upstream = settings.upstream();
     let body_limit = settings.body_limit_bytes;
+    let body_timeout = Duration::from_millis(settings.client_body_timeout_ms);
+    let send_timeout = SendTimeout(Duration::from_millis(settings.client_send_timeout_ms));
     let stream_heartbeat_ms = settings.stream_heartbeat_ms;
     let limits = &settings.rate_limits;
     let limiter = RateLimiter::from_uri(
@@ -181,6 +190,7 @@ pub async fn run(
             .app_data(web::Data::new(WorkerState {
                 table,
                 body_limit,
+                body_timeout,
                 limiter: limiter.clone(),
                 breakers: breakers.clone(),
                 stream_heartbeat: Duration::from_millis(stream_heartbeat_ms),
@@ -193,7 +203,12 @@ pub async fn run(
             .wrap(actix_web::middleware::from_fn(request_id))
             .configure(configure)
     })
-    .on_connect(ClientSocket::capture)
+    .on_connect(move |connection, data| {
+        ClientSocket::capture(connection, data);
+        // Read by the (patched) HTTP/1 dispatcher: a client that accepts no byte of a reply
+        // for this long is dropped, with the handler and upstream request behind it.
+        data.insert(send_timeout);
+    })
     .workers(settings.workers)
     .keep_alive(Duration::from_secs(settings.keep_alive_secs))
     .client_request_timeout(Duration::from_millis(settings.client_request_timeout_ms))
