@@ -613,3 +613,44 @@ async fn malformed_client_requests_are_answered_400_and_not_logged_as_errors() {
     let logs = gw.logs();
     assert!(!logs.contains("ERROR"), "{logs}");
 }
+
+#[test]
+fn a_slow_second_request_head_on_a_kept_alive_connection_gets_408() {
+    let gw = Gateway::start_with(
+        &format!("endpoints:\n{}", mock_endpoint("a", "llm/v1/chat", "")),
+        &[],
+        &[("SWITCHYARD_CLIENT_REQUEST_TIMEOUT_MS", "500")],
+    );
+    let address = gw.base.trim_start_matches("http://").to_owned();
+    let mut socket = TcpStream::connect(&address).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    socket
+        .write_all(b"GET /health HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 512];
+    let n = socket.read(&mut first).unwrap();
+    assert!(first[..n].starts_with(b"HTTP/1.1 200"));
+    // The next head, a byte at a time: before, only the first request's head had a deadline.
+    let head = b"GET /health HTTP/1.1\r\nHost: x\r\nX-Slow: ";
+    socket.set_nonblocking(true).unwrap();
+    let mut received = Vec::new();
+    let mut bytes = head.iter().chain(std::iter::repeat(&b'a'));
+    for _ in 0..200 {
+        if let Some(byte) = bytes.next() {
+            let _ = socket.write(std::slice::from_ref(byte));
+        }
+        let mut buffer = [0u8; 512];
+        match socket.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => received.extend_from_slice(&buffer[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => break,
+        }
+        // The client's pace (a byte per 50 ms), not a wait for the gateway.
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let received = String::from_utf8_lossy(&received);
+    assert!(received.starts_with("HTTP/1.1 408"), "{received:?}");
+}

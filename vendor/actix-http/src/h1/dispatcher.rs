@@ -409,12 +409,17 @@ where
                     // starts at the first refusal and restarts whenever some bytes went out,
                     // so it measures the time since the client last accepted anything.
                     if let Some(limit) = *send_timeout {
-                        if written > 0 || !matches!(send_timer, TimerState::Active { .. }) {
-                            send_timer.set_and_init(
+                        match send_timer {
+                            TimerState::Active { timer } if written > 0 => {
+                                timer.as_mut().reset(Instant::now() + limit);
+                                let _ = timer.as_mut().poll(cx);
+                            }
+                            TimerState::Active { .. } => {}
+                            _ => send_timer.set_and_init(
                                 cx,
                                 sleep_until(Instant::now() + limit),
                                 line!(),
-                            );
+                            ),
                         }
                     }
                     return Poll::Pending;
@@ -1435,6 +1440,16 @@ where
                         let inner = inner.as_mut().project();
                         inner.flags.remove(Flags::KEEP_ALIVE);
                         inner.ka_timer.clear(line!());
+                        // Switchyard patch: the next request's head gets the deadline the first
+                        // one had; otherwise a kept-alive client could send it a byte at a time
+                        // forever, with neither timer running.
+                        if let Some(deadline) = inner.config.client_request_deadline() {
+                            inner.head_timer.set_and_init(
+                                cx,
+                                sleep_until(deadline.into()),
+                                line!(),
+                            );
+                        }
                     }
 
                     if !inner.flags.contains(Flags::STARTED) {
