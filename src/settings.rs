@@ -16,15 +16,16 @@ pub const SETTINGS_FILE_ENV: &str = "SWITCHYARD_SETTINGS";
 /// actix-server refuses more worker threads than this (it panics), so settings do first.
 pub const MAX_WORKERS: usize = 512;
 
-/// Descriptors a client connection can cost at once: its socket, the upstream connection of
-/// its request, and the duplicate a long wait uses to notice a hang-up (`client_socket`).
-pub const DESCRIPTORS_PER_CONNECTION: u64 = 3;
+/// Descriptors a client connection can cost at once: its socket and the upstream connection of
+/// its request (the hang-up watch in `client_socket` borrows the socket, it opens none).
+pub const DESCRIPTORS_PER_CONNECTION: u64 = 2;
 
 /// Descriptors kept out of the connection cap for the process itself: standard streams, the
-/// listener, the config watcher, log files, Redis, idle pooled upstream connections.
-pub const RESERVED_DESCRIPTORS: u64 = 64;
+/// listener, the config watcher's inotify, log files, Redis, and a margin. An idle gateway
+/// holds 17 plus 4 per worker.
+pub const RESERVED_DESCRIPTORS: u64 = 32;
 
-/// Descriptors each worker's runtime holds (its event queue and waker) and a margin.
+/// Descriptors each worker holds whatever its load: its runtime's event queues and wakers.
 pub const DESCRIPTORS_PER_WORKER: u64 = 4;
 
 /// MLflow's variable for the provider call timeout; we use it as the default total timeout.
@@ -336,10 +337,10 @@ mod tests {
             workers: 2,
             ..Settings::default()
         };
-        // (20000 - 64 - 8) / 3 / 2
-        assert_eq!(settings.connection_cap(20_000), Ok(3_321));
-        assert_eq!(settings.connection_cap(256), Ok(30));
-        let err = settings.connection_cap(60).unwrap_err();
+        // (20000 - 32 - 2 * 4) / 2 / 2
+        assert_eq!(settings.connection_cap(20_000), Ok(4_990));
+        assert_eq!(settings.connection_cap(256), Ok(54));
+        let err = settings.connection_cap(40).unwrap_err();
         assert!(err.contains("leaves no room"), "{err}");
         let explicit = Settings {
             max_connections_per_worker: 100,

@@ -319,7 +319,7 @@ fn trickle_bodies(
 #[actix_rt::test]
 async fn slow_body_clients_are_cut_and_health_answers_under_a_low_descriptor_limit() {
     let upstream = Upstream::start();
-    // 256 descriptors: 30 connections per worker once the gateway keeps its reserve, fewer
+    // 256 descriptors: 54 connections per worker once the gateway keeps its reserve, fewer
     // than the 300 slow clients, which before the cap ran the gateway out of descriptors.
     let gw = Gateway::start_with_open_files(
         &config(&upstream),
@@ -328,7 +328,7 @@ async fn slow_body_clients_are_cut_and_health_answers_under_a_low_descriptor_lim
         256,
     );
     assert!(
-        gw.logs().contains("max_connections_per_worker=30"),
+        gw.logs().contains("max_connections_per_worker=54"),
         "{}",
         gw.logs()
     );
