@@ -328,7 +328,7 @@ async fn slow_body_clients_are_cut_and_health_answers_under_a_low_descriptor_lim
         256,
     );
     assert!(
-        gw.logs().contains("max_connections_per_worker=54"),
+        gw.wait_for_log("max_connections_per_worker=54", Duration::from_secs(5)),
         "{}",
         gw.logs()
     );
@@ -445,7 +445,14 @@ async fn a_client_that_reads_no_reply_is_cut_and_its_upstream_released() {
         "the upstream stream kept running behind a client that reads nothing; {}",
         gw.logs()
     );
-    assert_eq!(gw.logs().matches(CUT).count(), 2, "{}", gw.logs());
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            gw.logs().matches(CUT).count() == 2
+        })
+        .await,
+        "{}",
+        gw.logs()
+    );
     assert_eq!(get(&gw.url("/health")).await.status, 200);
 }
 
