@@ -215,7 +215,7 @@ pub async fn run(
     // Past the grace period the gateway ends what is left itself (`shutdown`); actix's forced
     // stop comes a moment later, once those final answers are written.
     .shutdown_timeout((grace + FINAL_WRITE_MARGIN).as_secs())
-    .max_connections(settings.max_connections_per_worker)
+    .max_connections(connection_cap(&settings)?)
     .listen(listener)?;
 
     for address in server.addrs() {
@@ -224,6 +224,18 @@ pub async fn run(
     }
     tracing::info!(workers = settings.workers, config = %startup.config_path.display(), "gateway started");
     server.run().await
+}
+
+/// The settings' cap, or, when it was left at 0 (`main` resolves it first), the one derived
+/// from the current open-file limit: actix would take 0 as "accept nothing".
+fn connection_cap(settings: &Settings) -> std::io::Result<usize> {
+    if settings.max_connections_per_worker > 0 {
+        return Ok(settings.max_connections_per_worker);
+    }
+    let (open_files, _) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+    settings
+        .connection_cap(open_files)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
 }
 
 /// `SIGHUP` forces a config reload, as it does for most Unix daemons. The handler is registered
