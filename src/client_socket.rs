@@ -7,7 +7,7 @@
 use std::io::ErrorKind;
 use std::marker::PhantomData;
 use std::mem::MaybeUninit;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::Duration;
 
 use socket2::SockRef;
@@ -16,9 +16,9 @@ use socket2::SockRef;
 const CHECK_EVERY: Duration = Duration::from_millis(200);
 
 /// The client connection's socket, stored in the connection's data by number only: holding a
-/// duplicate for the connection's whole life would cost a descriptor per open connection (a
-/// third of the gateway's descriptors with 10,000 open streams). [`ClientSocket::gone`]
-/// duplicates it only for a wait that outlasts one check interval.
+/// duplicate would cost a descriptor per connection, or per waiting request, which the
+/// connection cap (`Settings::connection_cap`) would have to leave room for. The number is
+/// borrowed afresh at each check instead, which is sound because of where it is polled.
 ///
 /// Not `Send`: it is only valid inside the request's own handler future, which actix polls while
 /// its connection (and so the descriptor) is open.
@@ -42,32 +42,26 @@ impl ClientSocket {
     /// Resolves when the client hangs up; never, when it does not. Must be polled only from the
     /// handler future of a request on this connection.
     pub async fn gone(self) {
-        tokio::time::sleep(CHECK_EVERY).await;
-        // SAFETY: the descriptor belongs to the connection that carries this request. actix
-        // polls a request's handler (and so this future) only from that connection's
-        // dispatcher, which owns the socket and closes it only when it is dropped, together
-        // with the handler; so the descriptor is open and is this connection's here.
-        let borrowed = unsafe { BorrowedFd::borrow_raw(self.fd) };
-        // The wait may still be pending after the connection is gone, so it keeps its own
-        // duplicate rather than the number, which a new connection could reuse.
-        let Ok(socket) = borrowed.try_clone_to_owned() else {
-            // Out of descriptors: unable to watch is not a hang-up, so never report one.
-            return std::future::pending().await;
-        };
         loop {
-            if hung_up(&socket) {
+            tokio::time::sleep(CHECK_EVERY).await;
+            // SAFETY: the descriptor belongs to the connection that carries this request. actix
+            // polls a request's handler (and so this future) only from that connection's
+            // dispatcher, which owns the socket and closes it only when it is dropped, together
+            // with the handler; so whenever this runs, the descriptor is open and is this
+            // connection's. The borrow ends before the next await.
+            let socket = unsafe { BorrowedFd::borrow_raw(self.fd) };
+            if hung_up(socket) {
                 return;
             }
-            tokio::time::sleep(CHECK_EVERY).await;
         }
     }
 }
 
 /// True once the peer has closed its side (end-of-file or an error on peek). Bytes waiting to
 /// be read (a pipelined request) mean the client is still there.
-fn hung_up(socket: &OwnedFd) -> bool {
+fn hung_up(socket: BorrowedFd<'_>) -> bool {
     let mut probe = [MaybeUninit::<u8>::uninit(); 1];
-    match SockRef::from(&socket.as_fd()).peek(&mut probe) {
+    match SockRef::from(&socket).peek(&mut probe) {
         Ok(0) => true,
         Ok(_) => false,
         Err(error) => !matches!(error.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted),

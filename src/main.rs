@@ -138,14 +138,37 @@ fn start(args: StartArgs) -> ExitCode {
         settings.port = port;
     }
     if let Some(workers) = args.workers {
-        settings.workers = workers.max(1);
+        settings.workers = workers;
+    }
+    if let Err(err) = settings.check() {
+        eprintln!("error: invalid server settings: {err}");
+        return ExitCode::from(2);
     }
     let _log_guard = switchyard::logging::init(&settings.log);
     // Every stream holds two sockets; the common soft limit of 1024 would cap a gateway at
     // about 500 streams, so take what the hard limit allows.
-    match rlimit::increase_nofile_limit(u64::MAX) {
-        Ok(limit) => tracing::debug!(limit, "open-file limit"),
-        Err(err) => tracing::warn!("cannot raise the open-file limit: {err}"),
+    let open_files = match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => limit,
+        Err(err) => {
+            tracing::warn!("cannot raise the open-file limit: {err}");
+            rlimit::getrlimit(rlimit::Resource::NOFILE).map_or(1024, |(soft, _)| soft)
+        }
+    };
+    // Past the descriptor limit `accept` fails in a loop and no new client is served, not even
+    // `/health`; a cap below it makes the listener wait for a free slot instead.
+    match settings.connection_cap(open_files) {
+        Ok(cap) => {
+            tracing::info!(
+                open_files,
+                max_connections_per_worker = cap,
+                "connection cap"
+            );
+            settings.max_connections_per_worker = cap;
+        }
+        Err(err) => {
+            eprintln!("error: {err}");
+            return ExitCode::from(2);
+        }
     }
 
     let text = match std::fs::read_to_string(&args.config_path) {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
+use actix_http::h1::SendTimeout;
 use actix_web::{web, App, HttpServer};
 use switchyard_actors::breaker::Breakers;
 use switchyard_actors::config::GatewayConfig;
@@ -68,7 +69,13 @@ pub fn configure(cfg: &mut web::ServiceConfig) {
     .service(get("/v1/chat/completions", web::post().to(openai::chat)))
     .service(get("/v1/completions", web::post().to(openai::completions)))
     .service(get("/v1/embeddings", web::post().to(openai::embeddings)))
-    .service(get("/health", web::get().to(ops::health)))
+    .service(
+        // HEAD too: load balancers and uptime checkers probe with it.
+        web::resource("/health")
+            .route(web::get().to(ops::health))
+            .route(web::head().to(ops::health))
+            .default_service(web::to(|| async { method_not_allowed() })),
+    )
     .service(get("/metrics", web::get().to(ops::metrics)))
     .service(web::resource("/").route(web::get().to(ops::root)))
     .service(web::resource("/docs").route(web::get().to(ops::docs_redirect)))
@@ -151,6 +158,8 @@ pub async fn run(
 
     let upstream = settings.upstream();
     let body_limit = settings.body_limit_bytes;
+    let body_timeout = Duration::from_millis(settings.client_body_timeout_ms);
+    let send_timeout = SendTimeout(Duration::from_millis(settings.client_send_timeout_ms));
     let stream_heartbeat_ms = settings.stream_heartbeat_ms;
     let limits = &settings.rate_limits;
     let limiter = RateLimiter::from_uri(
@@ -183,6 +192,7 @@ pub async fn run(
             .app_data(web::Data::new(WorkerState {
                 table,
                 body_limit,
+                body_timeout,
                 limiter: limiter.clone(),
                 breakers: breakers.clone(),
                 stream_heartbeat: Duration::from_millis(stream_heartbeat_ms),
@@ -195,14 +205,19 @@ pub async fn run(
             .wrap(actix_web::middleware::from_fn(request_id))
             .configure(configure)
     })
-    .on_connect(ClientSocket::capture)
+    .on_connect(move |connection, data| {
+        ClientSocket::capture(connection, data);
+        // Read by the (patched) HTTP/1 dispatcher: a client that accepts no byte of a reply
+        // for this long is dropped, with the handler and upstream request behind it.
+        data.insert(send_timeout);
+    })
     .workers(settings.workers)
     .keep_alive(Duration::from_secs(settings.keep_alive_secs))
     .client_request_timeout(Duration::from_millis(settings.client_request_timeout_ms))
     // Past the grace period the gateway ends what is left itself (`shutdown`); actix's forced
     // stop comes a moment later, once those final answers are written.
     .shutdown_timeout((grace + FINAL_WRITE_MARGIN).as_secs())
-    .max_connections(settings.max_connections_per_worker)
+    .max_connections(connection_cap(&settings)?)
     .listen(listener)?;
 
     for address in server.addrs() {
@@ -211,6 +226,18 @@ pub async fn run(
     }
     tracing::info!(workers = settings.workers, config = %startup.config_path.display(), "gateway started");
     server.run().await
+}
+
+/// The settings' cap, or, when it was left at 0 (`main` resolves it first), the one derived
+/// from the current open-file limit: actix would take 0 as "accept nothing".
+fn connection_cap(settings: &Settings) -> std::io::Result<usize> {
+    if settings.max_connections_per_worker > 0 {
+        return Ok(settings.max_connections_per_worker);
+    }
+    let (open_files, _) = rlimit::getrlimit(rlimit::Resource::NOFILE)?;
+    settings
+        .connection_cap(open_files)
+        .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
 }
 
 /// `SIGHUP` forces a config reload, as it does for most Unix daemons. The handler is registered

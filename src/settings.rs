@@ -16,6 +16,21 @@ use switchyard_actors::watcher::WatchSettings;
 /// Where the CLI looks for the settings file when `--settings` is not given.
 pub const SETTINGS_FILE_ENV: &str = "SWITCHYARD_SETTINGS";
 
+/// actix-server refuses more worker threads than this (it panics), so settings do first.
+pub const MAX_WORKERS: usize = 512;
+
+/// Descriptors a client connection can cost at once: its socket and the upstream connection of
+/// its request (the hang-up watch in `client_socket` borrows the socket, it opens none).
+pub const DESCRIPTORS_PER_CONNECTION: u64 = 2;
+
+/// Descriptors kept out of the connection cap for the process itself: standard streams, the
+/// listener, the config watcher's inotify, log files, Redis, and a margin. An idle gateway
+/// holds 17 plus 4 per worker.
+pub const RESERVED_DESCRIPTORS: u64 = 32;
+
+/// Descriptors each worker holds whatever its load: its runtime's event queues and wakers.
+pub const DESCRIPTORS_PER_WORKER: u64 = 4;
+
 /// MLflow's variable for the provider call timeout; we use it as the default total timeout.
 pub const ROUTE_TIMEOUT_ENV: &str = "MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS";
 
@@ -32,9 +47,19 @@ pub struct Settings {
     pub keep_alive_secs: u64,
     /// Time a client has to send its request head (milliseconds); slow clients get 408.
     pub client_request_timeout_ms: u64,
+    /// Time a client has to send its whole request body, from the handler's first read
+    /// (milliseconds). A deadline for the body, not a gap between reads, so one byte every
+    /// few seconds is cut too; the answer is 408 and the connection is closed.
+    pub client_body_timeout_ms: u64,
+    /// How long a client may accept no byte of a pending response (milliseconds; Nginx's
+    /// `send_timeout`) before its connection is closed and the upstream request behind it is
+    /// released.
+    pub client_send_timeout_ms: u64,
     /// On SIGTERM, how long in-flight requests and streams may run before the process exits.
     pub shutdown_grace_secs: u64,
-    /// Most simultaneous connections per worker.
+    /// Most simultaneous client connections per worker. 0 (the default) derives it from the
+    /// open-file limit ([`Settings::connection_cap`]); a value above what that limit allows is
+    /// refused at startup, since past it `accept` fails and new clients are never served.
     pub max_connections_per_worker: usize,
     /// Pending-connection queue of the listening socket (the OS caps it at `somaxconn`); the
     /// standard library's 128 overflows under connection bursts.
@@ -146,8 +171,10 @@ impl Default for Settings {
             body_limit_bytes: 16 * 1024 * 1024,
             keep_alive_secs: 75,
             client_request_timeout_ms: 10_000,
+            client_body_timeout_ms: 60_000,
+            client_send_timeout_ms: 60_000,
             shutdown_grace_secs: 30,
-            max_connections_per_worker: 25_000,
+            max_connections_per_worker: 0,
             listen_backlog: 4096,
             stream_heartbeat_ms: 300,
             log: LogSettings::default(),
@@ -219,10 +246,20 @@ impl Settings {
         Ok(settings)
     }
 
-    fn check(&self) -> Result<(), config::ConfigError> {
+    /// Refuses values the server cannot run with; also run after the CLI flags are applied.
+    pub fn check(&self) -> Result<(), config::ConfigError> {
         let fail = |msg: &str| Err(config::ConfigError::Message(msg.to_owned()));
-        if self.workers == 0 {
-            return fail("workers must be at least 1");
+        if !(1..=MAX_WORKERS).contains(&self.workers) {
+            return Err(config::ConfigError::Message(format!(
+                "workers must be between 1 and {MAX_WORKERS}, not {}",
+                self.workers
+            )));
+        }
+        if self.client_body_timeout_ms == 0 {
+            return fail("client_body_timeout_ms must be at least 1");
+        }
+        if self.client_send_timeout_ms == 0 {
+            return fail("client_send_timeout_ms must be at least 1");
         }
         if self.body_limit_bytes == 0 {
             return fail("body_limit_bytes must be at least 1");
@@ -243,6 +280,35 @@ impl Settings {
             return fail(&message);
         }
         Ok(())
+    }
+
+    /// Client connections per worker that `open_files` descriptors can carry: what is left after
+    /// [`RESERVED_DESCRIPTORS`] and a few per worker, divided by [`DESCRIPTORS_PER_CONNECTION`]
+    /// and by the workers. The configured cap when set and within that; an error saying which
+    /// limit to change when it is above it, or when the limit leaves no room at all.
+    pub fn connection_cap(&self, open_files: u64) -> Result<usize, String> {
+        let workers = self.workers.max(1) as u64;
+        let reserved = RESERVED_DESCRIPTORS + DESCRIPTORS_PER_WORKER * workers;
+        let per_worker = open_files.saturating_sub(reserved) / DESCRIPTORS_PER_CONNECTION / workers;
+        let per_worker = usize::try_from(per_worker).unwrap_or(usize::MAX);
+        if per_worker == 0 {
+            return Err(format!(
+                "the open-file limit ({open_files}) leaves no room for client connections with \
+                 {workers} workers (it needs more than {reserved}); raise it (ulimit -n, \
+                 LimitNOFILE) or use fewer workers"
+            ));
+        }
+        match self.max_connections_per_worker {
+            0 => Ok(per_worker),
+            wanted if wanted <= per_worker => Ok(wanted),
+            wanted => Err(format!(
+                "max_connections_per_worker = {wanted} is more than the open-file limit \
+                 ({open_files}) can carry with {workers} workers ({per_worker} each: \
+                 {DESCRIPTORS_PER_CONNECTION} descriptors per connection, {reserved} kept for the \
+                 rest); lower it, set it to 0 to derive it, or raise the limit (ulimit -n, \
+                 LimitNOFILE)"
+            )),
+        }
     }
 
     pub fn upstream(&self) -> UpstreamSettings {
@@ -311,6 +377,39 @@ mod tests {
         let s = Settings::load(Some(&path)).unwrap();
         assert_eq!(s.rate_limits.trust_key_header_from, "any");
         assert_eq!(s.rate_limits.memory_bounds(), MemoryBounds::default());
+    }
+
+    #[test]
+    fn an_absurd_worker_count_is_refused_not_a_panic() {
+        for workers in [0, MAX_WORKERS + 1, 1000] {
+            let settings = Settings {
+                workers,
+                ..Settings::default()
+            };
+            let err = settings.check().unwrap_err().to_string();
+            assert!(err.contains("workers must be between 1 and 512"), "{err}");
+        }
+    }
+
+    #[test]
+    fn the_connection_cap_stays_below_the_open_file_limit() {
+        let settings = Settings {
+            workers: 2,
+            ..Settings::default()
+        };
+        // (20000 - 32 - 2 * 4) / 2 / 2
+        assert_eq!(settings.connection_cap(20_000), Ok(4_990));
+        assert_eq!(settings.connection_cap(256), Ok(54));
+        let err = settings.connection_cap(40).unwrap_err();
+        assert!(err.contains("leaves no room"), "{err}");
+        let explicit = Settings {
+            max_connections_per_worker: 100,
+            ..settings.clone()
+        };
+        assert_eq!(explicit.connection_cap(20_000), Ok(100));
+        let err = explicit.connection_cap(256).unwrap_err();
+        assert!(err.contains("max_connections_per_worker = 100"), "{err}");
+        assert!(err.contains("open-file limit (256)"), "{err}");
     }
 
     #[test]

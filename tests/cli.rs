@@ -192,3 +192,75 @@ fn a_mistyped_key_file_path_is_refused_not_sent_as_the_key() {
         "{stderr}"
     );
 }
+
+// ---- Absurd worker counts and connection caps (issue 17, defect 10 and 3) ----
+
+/// `start` with these arguments must exit with an error naming the problem, before listening.
+fn start_refuses(args: &[&str], envs: &[(&str, &str)], expected: &str) {
+    let mut command = Command::new(BIN);
+    command
+        .args([
+            "start",
+            "--config-path",
+            "config/gateway.yaml",
+            "--port",
+            "0",
+        ])
+        .args(args)
+        .env_remove("RUST_LOG");
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: a gateway that starts instead of refusing is stopped, and the test fails.
+    let deadline = Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() >= deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    let stderr = read_all(child.stderr.take().unwrap());
+    let stdout = read_all(child.stdout.take().unwrap());
+    assert_eq!(status.and_then(|s| s.code()), Some(2), "{args:?}: {stderr}");
+    assert!(stderr.contains(expected), "{args:?}: {stderr}");
+    assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    assert!(!stdout.contains("listening"), "{args:?}");
+}
+
+#[test]
+fn an_absurd_worker_count_is_a_clean_error_not_a_panic() {
+    // actix-server panics above 512 workers ("Workers must not exceed 512").
+    for workers in ["1000", "513", "0"] {
+        start_refuses(
+            &["--workers", workers],
+            &[],
+            "workers must be between 1 and 512",
+        );
+    }
+    start_refuses(
+        &[],
+        &[("SWITCHYARD_WORKERS", "100000")],
+        "workers must be between 1 and 512",
+    );
+}
+
+#[test]
+fn a_connection_cap_above_the_open_file_limit_is_refused() {
+    // The test process's limit is at most the hard limit the gateway raises to; a cap of
+    // 100 million connections per worker is above any of them.
+    start_refuses(
+        &["--workers", "2"],
+        &[("SWITCHYARD_MAX_CONNECTIONS_PER_WORKER", "100000000")],
+        "max_connections_per_worker = 100000000 is more than the open-file limit",
+    );
+}

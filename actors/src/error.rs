@@ -25,6 +25,10 @@ pub enum ErrorKind {
     Validation,
     /// Request body is bigger than the configured limit (413).
     PayloadTooLarge,
+    /// The client did not send its whole body in time (408).
+    BodyTimeout,
+    /// The request body is compressed (`Content-Encoding`), which the gateway does not take (415).
+    UnsupportedEncoding,
     /// `model` was passed on an invocation path that does not allow it (422).
     ModelNotPermitted,
     /// A provider-specific parameter rule (422 or 400, message from the provider module).
@@ -58,6 +62,8 @@ impl ErrorKind {
         match self {
             Self::Validation => "validation",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::BodyTimeout => "body_timeout",
+            Self::UnsupportedEncoding => "unsupported_encoding",
             Self::ModelNotPermitted => "model_not_permitted",
             Self::InvalidParameter => "invalid_parameter",
             Self::NotFound => "not_found",
@@ -78,6 +84,8 @@ impl ErrorKind {
         match self {
             Self::Validation
             | Self::PayloadTooLarge
+            | Self::BodyTimeout
+            | Self::UnsupportedEncoding
             | Self::ModelNotPermitted
             | Self::InvalidParameter
             | Self::NotFound

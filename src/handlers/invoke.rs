@@ -23,27 +23,105 @@ use crate::error::{error_response, openai_error, ApiFamily};
 use crate::observe::{RequestRecord, TokenCharge};
 use crate::shutdown::GraceEnd;
 
-/// Reads the whole body, refusing with 413 as soon as it passes `limit` bytes.
-pub async fn read_body(mut payload: web::Payload, limit: usize) -> Result<Bytes, GatewayError> {
-    let mut body = BytesMut::new();
-    while let Some(chunk) = payload.next().await {
-        let chunk = chunk.map_err(|err| {
-            GatewayError::new(
-                ErrorKind::Validation,
-                400,
-                format!("Could not read the request body: {err}"),
-            )
-        })?;
-        if body.len() + chunk.len() > limit {
-            return Err(GatewayError::new(
-                ErrorKind::PayloadTooLarge,
-                413,
-                format!("The request body is larger than the limit of {limit} bytes."),
-            ));
-        }
-        body.extend_from_slice(&chunk);
+/// Reads the whole body, refusing with 413 as soon as it passes `limit` bytes (before reading
+/// anything when its declared `Content-Length` already does, so an `Expect: 100-continue`
+/// client gets the 413 instead of `100 Continue`), with 415 when it is compressed, and with
+/// 408 when it has not all arrived within the worker's body timeout.
+pub async fn read_body(
+    request: &HttpRequest,
+    mut payload: web::Payload,
+    limit: usize,
+) -> Result<Bytes, GatewayError> {
+    let too_large = || {
+        GatewayError::new(
+            ErrorKind::PayloadTooLarge,
+            413,
+            format!("The request body is larger than the limit of {limit} bytes."),
+        )
+    };
+    refuse_encoded_body(request)?;
+    if declared_length(request).is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
     }
-    Ok(body.freeze())
+    let timeout = request
+        .app_data::<web::Data<super::WorkerState>>()
+        .map_or(DEFAULT_BODY_TIMEOUT, |state| state.body_timeout);
+    let read = async {
+        let mut body = BytesMut::new();
+        while let Some(chunk) = payload.next().await {
+            let chunk = chunk.map_err(|err| {
+                GatewayError::new(
+                    ErrorKind::Validation,
+                    400,
+                    format!("Could not read the request body: {err}"),
+                )
+            })?;
+            if body.len() + chunk.len() > limit {
+                return Err(too_large());
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body.freeze())
+    };
+    // One deadline for the whole body, not a gap between reads: a client sending a byte every
+    // few seconds never leaves a long gap, but must not hold its connection forever.
+    tokio::time::timeout(timeout, read).await.map_err(|_| {
+        GatewayError::new(
+            ErrorKind::BodyTimeout,
+            408,
+            format!(
+                "The request body did not arrive within {} ms.",
+                timeout.as_millis()
+            ),
+        )
+    })?
+}
+
+/// The body timeout when a handler runs without the worker state (unit tests).
+const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `Content-Length` the client declared, when it declared a readable one.
+fn declared_length(request: &HttpRequest) -> Option<u64> {
+    request
+        .headers()
+        .get(header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Refuses a body sent with any `Content-Encoding` but `identity`, known or not. `web::Payload`
+/// hands over the bytes as sent, so a gzip body would reach the JSON parser compressed; and
+/// decoding it would let a small body expand past the limit (a gzip bomb), so none is taken.
+fn refuse_encoded_body(request: &HttpRequest) -> Result<(), GatewayError> {
+    let refuse = |shown: &str| {
+        GatewayError::new(
+            ErrorKind::UnsupportedEncoding,
+            415,
+            format!(
+                "Content-Encoding '{shown}' is not supported; send the request body uncompressed."
+            ),
+        )
+    };
+    for value in request.headers().get_all(header::CONTENT_ENCODING) {
+        let Ok(text) = value.to_str() else {
+            return Err(refuse("(unreadable)"));
+        };
+        let mut encodings = text.split(',').map(str::trim);
+        if let Some(encoding) =
+            encodings.find(|e| !e.is_empty() && !e.eq_ignore_ascii_case("identity"))
+        {
+            // The name is the client's own text: echoed only when it is a short plain token.
+            let plain = encoding.len() <= 32
+                && encoding
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-');
+            return Err(refuse(if plain { encoding } else { "(unreadable)" }));
+        }
+    }
+    Ok(())
 }
 
 /// Reads and parses a JSON object body (422 in MLflow's shape when it is not one).
@@ -52,7 +130,7 @@ pub async fn read_json(
     payload: web::Payload,
     limit: usize,
 ) -> Result<serde_json::Value, GatewayError> {
-    let body = read_body(payload, limit).await?;
+    let body = read_body(request, payload, limit).await?;
     let content_type = request
         .headers()
         .get(header::CONTENT_TYPE)

@@ -30,6 +30,8 @@ pub struct WorkerState {
     /// This worker's route table; loading it takes no lock and sends no message.
     pub table: SharedTable,
     pub body_limit: usize,
+    /// How long a client has to send its whole request body (`read_body` answers 408 after).
+    pub body_timeout: std::time::Duration,
     /// Shared by every worker, so limits are exact across them.
     pub limiter: Arc<RateLimiter>,
     /// Shared by every worker, so a failing provider is noticed whichever worker calls it.

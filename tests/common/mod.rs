@@ -33,6 +33,20 @@ impl Gateway {
         Self::spawn(dir, config_path, args, envs)
     }
 
+    /// Like [`Gateway::start_with`], with the process's open-file limit (soft and hard) set to
+    /// `open_files`, so the gateway cannot raise it.
+    pub fn start_with_open_files(
+        yaml: &str,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        open_files: u64,
+    ) -> Gateway {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config_path = dir.path().join("gateway.yaml");
+        std::fs::write(&config_path, yaml).expect("write config");
+        Self::spawn_limited(dir, config_path, args, envs, Some(open_files))
+    }
+
     /// Starts on an existing path inside `dir` (for symlink layouts).
     pub fn spawn(
         dir: tempfile::TempDir,
@@ -40,7 +54,34 @@ impl Gateway {
         args: &[&str],
         envs: &[(&str, &str)],
     ) -> Gateway {
+        Self::spawn_limited(dir, config_path, args, envs, None)
+    }
+
+    fn spawn_limited(
+        dir: tempfile::TempDir,
+        config_path: PathBuf,
+        args: &[&str],
+        envs: &[(&str, &str)],
+        open_files: Option<u64>,
+    ) -> Gateway {
         let mut command = Command::new(BIN);
+        if let Some(limit) = open_files {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit {
+                rlim_cur: limit,
+                rlim_max: limit,
+            };
+            // SAFETY: setrlimit is async-signal-safe, and the closure touches nothing else.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
         command
             .arg("start")
             .arg("--config-path")

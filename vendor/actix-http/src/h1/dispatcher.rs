@@ -16,10 +16,10 @@ use futures_core::ready;
 use pin_project_lite::pin_project;
 use tokio::{
     io::{AsyncRead, AsyncWrite},
-    time::sleep_until,
+    time::{sleep_until, Instant},
 };
 use tokio_util::codec::{Decoder as _, Encoder as _};
-use tracing::{error, trace};
+use tracing::{debug, error, trace};
 
 use super::{
     codec::Codec,
@@ -39,6 +39,12 @@ use crate::{
 const LW_BUFFER_SIZE: usize = 1024;
 const HW_BUFFER_SIZE: usize = 1024 * 8;
 const MAX_PIPELINED_MESSAGES: usize = 16;
+
+/// Switchyard patch: how long a client may accept no byte of a pending response before its
+/// connection is closed (Nginx's `send_timeout`). Put it in the connection's data from an
+/// `on_connect` callback; without it, a client that never reads holds its connection forever.
+#[derive(Debug, Clone, Copy)]
+pub struct SendTimeout(pub std::time::Duration);
 
 bitflags! {
     #[derive(Debug, Clone, Copy)]
@@ -179,6 +185,15 @@ pin_project! {
         shutdown_timer: TimerState,
         graceful_shutdown: Option<crate::config::GracefulShutdownFuture>,
 
+        // Switchyard patch: the connection's `SendTimeout`, and the timer that runs while the
+        // client accepts none of the bytes waiting in `write_buf`.
+        send_timeout: Option<std::time::Duration>,
+        send_timer: TimerState,
+        // Switchyard patch: `Expect: 100-continue` was accepted, but `100 Continue` is only
+        // written once the handler waits for the body, so a handler that refuses the request
+        // from its head alone (a declared length over the limit) answers with no interim reply.
+        continue_pending: bool,
+
         pub(super) io: Option<T>,
         read_buf: BytesMut,
         write_buf: BytesMut,
@@ -283,6 +298,18 @@ where
                     flow,
                     flags: Flags::empty(),
                     peer_addr,
+                    send_timeout: conn_data
+                        .0
+                        .as_ref()
+                        .and_then(|data| data.get::<SendTimeout>())
+                        .map(|timeout| timeout.0),
+                    send_timer: TimerState::new(
+                        conn_data
+                            .0
+                            .as_ref()
+                            .is_some_and(|data| data.contains::<SendTimeout>()),
+                    ),
+                    continue_pending: false,
                     conn_data: conn_data.0.map(Rc::new),
                     config: config.clone(),
                     error: None,
@@ -355,7 +382,13 @@ where
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<(), io::Error>> {
         // Switchyard patch: the drained buffer is always released below, so the retention
         // bookkeeping upstream keeps here (a size check and a reset flag) is gone.
-        let InnerDispatcherProj { io, write_buf, .. } = self.project();
+        let InnerDispatcherProj {
+            io,
+            write_buf,
+            send_timeout,
+            send_timer,
+            ..
+        } = self.project();
         let mut io = Pin::new(io.as_mut().unwrap());
 
         let len = write_buf.len();
@@ -372,9 +405,31 @@ where
 
                 Poll::Pending => {
                     write_buf.advance(written);
+                    // Switchyard patch: the client accepts no more for now. The send timer
+                    // starts at the first refusal and restarts whenever some bytes went out,
+                    // so it measures the time since the client last accepted anything.
+                    if let Some(limit) = *send_timeout {
+                        match send_timer {
+                            TimerState::Active { timer } if written > 0 => {
+                                timer.as_mut().reset(Instant::now() + limit);
+                                let _ = timer.as_mut().poll(cx);
+                            }
+                            TimerState::Active { .. } => {}
+                            _ => send_timer.set_and_init(
+                                cx,
+                                sleep_until(Instant::now() + limit),
+                                line!(),
+                            ),
+                        }
+                    }
                     return Poll::Pending;
                 }
             }
+        }
+
+        // Switchyard patch: nothing waits for the client any more.
+        if matches!(send_timer, TimerState::Active { .. }) {
+            send_timer.clear(line!());
         }
 
         // All bytes have been accepted by the I/O stream, so the buffer can be reused or released.
@@ -450,6 +505,8 @@ where
         body: &impl MessageBody,
     ) -> Result<BodySize, DispatchError> {
         let this = self.project();
+        // Switchyard patch: a final response replaces an interim `100 Continue` not yet owed.
+        *this.continue_pending = false;
 
         let size = body.size();
 
@@ -566,10 +623,26 @@ where
         Ok(())
     }
 
+    /// Switchyard patch: notes that `100 Continue` is owed; [`Self::continue_if_awaited`]
+    /// writes it when the handler first waits for the body.
     fn send_continue(self: Pin<&mut Self>) {
-        self.project()
-            .write_buf
-            .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        *self.project().continue_pending = true;
+    }
+
+    /// Switchyard patch: writes the owed `100 Continue` once the handler waits for the body,
+    /// which the client holds back until it gets one.
+    fn continue_if_awaited(self: Pin<&mut Self>) {
+        let this = self.project();
+        if *this.continue_pending
+            && this
+                .payload
+                .as_ref()
+                .is_none_or(|payload| payload.is_awaited())
+        {
+            *this.continue_pending = false;
+            this.write_buf
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        }
     }
 
     fn poll_response(
@@ -647,6 +720,7 @@ where
                         // service call pending and could be waiting for more chunk messages
                         // (pipeline message limit and/or payload can_read limit)
                         Poll::Pending => {
+                            self.as_mut().continue_if_awaited();
                             // no new message is decoded and no new payload is fed
                             // nothing to do except waiting for new incoming data from client
                             if !self.as_mut().poll_request(cx)? {
@@ -779,8 +853,8 @@ where
                         // expect resolved. write continue to buffer and set InnerDispatcher state
                         // to service call.
                         Poll::Ready(Ok(req)) => {
-                            this.write_buf
-                                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                            // Switchyard patch: owed, written when the handler awaits the body.
+                            *this.continue_pending = true;
                             let fut = this.flow.service.call(req);
                             this.state.set(State::ServiceCall { fut });
                         }
@@ -864,7 +938,10 @@ where
                         }
 
                         // see the comment on ExpectCall state branch's Pending
-                        Poll::Pending => Ok(()),
+                        Poll::Pending => {
+                            self.as_mut().continue_if_awaited();
+                            Ok(())
+                        }
 
                         // see the comment on ExpectCall state branch's Ready(Err(_))
                         Poll::Ready(Err(err)) => {
@@ -1156,8 +1233,28 @@ where
         self.as_mut().poll_head_timer(cx)?;
         self.as_mut().poll_ka_timer(cx)?;
         self.as_mut().poll_shutdown_timer(cx)?;
+        self.as_mut().poll_send_timer(cx);
 
         Ok(())
+    }
+
+    /// Switchyard patch: a client that accepted no byte of the response for its `SendTimeout`
+    /// is dropped without a goodbye (it reads nothing, so a last write would only wait too);
+    /// dropping the dispatcher drops the handler and its body, and with them the upstream request.
+    fn poll_send_timer(self: Pin<&mut Self>, cx: &mut Context<'_>) {
+        let this = self.project();
+        if let TimerState::Active { timer } = this.send_timer {
+            if timer.as_mut().poll(cx).is_ready() {
+                debug!("the client accepted no response bytes within the send timeout; closing");
+                this.send_timer.clear(line!());
+                this.flags.remove(Flags::LINGER);
+                this.flags
+                    .insert(Flags::SHUTDOWN | Flags::READ_DISCONNECT | Flags::WRITE_DISCONNECT);
+                if let Some(mut payload) = this.payload.take() {
+                    payload.set_error(PayloadError::Incomplete(None));
+                }
+            }
+        }
     }
 
     /// Returns true when I/O stream can be disconnected after write to it.
@@ -1343,6 +1440,16 @@ where
                         let inner = inner.as_mut().project();
                         inner.flags.remove(Flags::KEEP_ALIVE);
                         inner.ka_timer.clear(line!());
+                        // Switchyard patch: the next request's head gets the deadline the first
+                        // one had; otherwise a kept-alive client could send it a byte at a time
+                        // forever, with neither timer running.
+                        if let Some(deadline) = inner.config.client_request_deadline() {
+                            inner.head_timer.set_and_init(
+                                cx,
+                                sleep_until(deadline.into()),
+                                line!(),
+                            );
+                        }
                     }
 
                     if !inner.flags.contains(Flags::STARTED) {
@@ -1445,7 +1552,13 @@ where
                     // keep-alive and stream errors
                     if state_is_none && inner_p.write_buf.is_empty() {
                         if let Some(err) = inner_p.error.take() {
-                            error!("stream error: {}", &err);
+                            // Switchyard patch: a malformed request is the client's mistake
+                            // (already answered with 400 or 431), not the server's error.
+                            if matches!(err, DispatchError::Parse(_)) {
+                                debug!("stream error: {}", &err);
+                            } else {
+                                error!("stream error: {}", &err);
+                            }
                             return Poll::Ready(Err(err));
                         }
 

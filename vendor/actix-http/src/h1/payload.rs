@@ -138,6 +138,15 @@ impl PayloadSender {
     pub fn is_dropped(&self) -> bool {
         self.inner.strong_count() == 0
     }
+
+    /// Switchyard patch: whether the consumer has asked for the body (polled the payload) yet;
+    /// the dispatcher owes `100 Continue` only from then on.
+    #[inline]
+    pub fn is_awaited(&self) -> bool {
+        self.inner
+            .upgrade()
+            .is_some_and(|shared| shared.borrow().awaited)
+    }
 }
 
 impl Drop for PayloadSender {
@@ -155,6 +164,8 @@ struct Inner {
     err: Option<PayloadError>,
     sender_closed: bool,
     need_read: bool,
+    // Switchyard patch: set by the consumer's first poll.
+    awaited: bool,
     items: VecDeque<Bytes>,
     task: Option<Waker>,
     io_task: Option<Waker>,
@@ -169,6 +180,7 @@ impl Inner {
             sender_closed: eof,
             items: VecDeque::new(),
             need_read: true,
+            awaited: false,
             task: None,
             io_task: None,
         }
@@ -246,6 +258,7 @@ impl Inner {
         mut self: Pin<&mut Self>,
         cx: &Context<'_>,
     ) -> Poll<Option<Result<Bytes, PayloadError>>> {
+        self.awaited = true;
         if let Some(data) = self.items.pop_front() {
             self.len -= data.len();
             self.need_read = self.len < MAX_BUFFER_SIZE;
