@@ -26,7 +26,8 @@
 //! default `info` so that every access line is searched for keys), `--gateway-bin PATH`,
 //! `--split-pause-ms MS` (default 0: each in-place rewrite is written in two halves this far
 //! apart, the file open in between, as a non-atomic save does; any request failing meanwhile
-//! counts as unexpected).
+//! counts as unexpected), `--slow-clients N` (default 0: N connections at a time send their body
+//! a byte a second, and each must get 408 from a 2 s body timeout; see [`slow`]).
 
 #[path = "soak/config.rs"]
 mod config;
@@ -40,6 +41,8 @@ mod mock;
 #[allow(dead_code)]
 #[path = "load/process.rs"]
 mod process;
+#[path = "soak/slow.rs"]
+mod slow;
 #[path = "soak/traffic.rs"]
 mod traffic;
 
@@ -58,7 +61,7 @@ use traffic::{Kind, Rng, Tally};
 
 const USAGE: &str = "usage: cargo bench --bench soak -- [--minutes N] [--rate R] [--workers N] \
 [--json PATH] [--max-growth-mib M] [--seed S] [--log-level LEVEL] [--gateway-bin PATH] \
-[--split-pause-ms MS]";
+[--split-pause-ms MS] [--slow-clients N]";
 
 /// How often the gateway's memory and descriptors are sampled.
 const SAMPLE_EVERY: Duration = Duration::from_secs(5);
@@ -92,6 +95,8 @@ struct Args {
     gateway_bin: PathBuf,
     /// In-place rewrites (variant B) in two halves this far apart, the file open throughout.
     split_pause: Duration,
+    /// Slowloris connections kept open at a time (0: none).
+    slow_clients: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -111,6 +116,7 @@ fn parse_args() -> Result<Args, String> {
         log_level: "info".to_owned(),
         gateway_bin: PathBuf::from(env!("CARGO_BIN_EXE_switchyard")),
         split_pause: Duration::ZERO,
+        slow_clients: 0,
     };
     let mut iter = std::env::args().skip(1);
     while let Some(flag) = iter.next() {
@@ -139,6 +145,13 @@ fn parse_args() -> Result<Args, String> {
             "--split-pause-ms" => {
                 args.split_pause =
                     Duration::from_millis(number(value()?)?.clamp(0.0, 5_000.0) as u64)
+            }
+            "--slow-clients" => {
+                args.slow_clients = value()?
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n <= 1_000)
+                    .ok_or_else(|| "--slow-clients needs a count from 0 to 1000".to_owned())?
             }
             "--help" | "-h" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown flag {other}\n{USAGE}")),
@@ -214,6 +227,7 @@ struct Driven {
     metrics_text: String,
     metadata_text: String,
     idle: Option<ProcSample>,
+    slow: slow::SlowStats,
 }
 
 struct Context {
@@ -228,6 +242,8 @@ struct Context {
     upstreams: Upstreams,
     keys: Canaries,
     split_pause: Duration,
+    port: u16,
+    slow_clients: usize,
 }
 
 fn run(args: &Args) -> Result<bool, String> {
@@ -256,7 +272,7 @@ fn run(args: &Args) -> Result<bool, String> {
         Duration::ZERO,
     )
     .map_err(|e| format!("config: {e}"))?;
-    let env = vec![
+    let mut env = vec![
         ("SWITCHYARD_LOG__LEVEL".to_owned(), args.log_level.clone()),
         (config::KEY_ENV.to_owned(), keys.env.clone()),
         (
@@ -264,6 +280,12 @@ fn run(args: &Args) -> Result<bool, String> {
             config::FIRST_BYTE_TIMEOUT_SECS.to_string(),
         ),
     ];
+    if args.slow_clients > 0 {
+        env.push((
+            "SWITCHYARD_CLIENT_BODY_TIMEOUT_MS".to_owned(),
+            slow::BODY_TIMEOUT.as_millis().to_string(),
+        ));
+    }
     let options = GatewayOptions {
         binary: &args.gateway_bin,
         config: &config_path,
@@ -313,6 +335,8 @@ fn run(args: &Args) -> Result<bool, String> {
         upstreams,
         keys,
         split_pause: args.split_pause,
+        port: gateway.port,
+        slow_clients: args.slow_clients,
     });
     let system = actix_rt::System::new();
     let mut driven = system.block_on(drive(context.clone(), args.seed));
@@ -329,7 +353,11 @@ fn run(args: &Args) -> Result<bool, String> {
     print_report(&driven, &memory, &checks, &log, &canary_hits, args);
     let memory_ok = memory.growth_mib <= args.max_growth_mib;
     let checks_ok = checks.iter().all(|c| c.pass);
-    let passed = driven.tally.unexpected == 0 && memory_ok && checks_ok && canary_hits.is_empty();
+    let passed = driven.tally.unexpected == 0
+        && driven.slow.unexpected == 0
+        && memory_ok
+        && checks_ok
+        && canary_hits.is_empty();
     let report = json_report(JsonInputs {
         args,
         revision: &revision,
@@ -427,6 +455,7 @@ async fn drive(context: Rc<Context>, seed: u64) -> Driven {
         in_flight.clone(),
     ));
     let reloader = actix_rt::spawn(reload_loop(context.clone(), client.clone()));
+    let slow_clients = actix_rt::spawn(slow::run(context.port, context.slow_clients, context.end));
 
     // The open loop: requests leave on schedule whatever the answers do.
     let mut rng = Rng::new(seed);
@@ -471,6 +500,7 @@ async fn drive(context: Rc<Context>, seed: u64) -> Driven {
     }
     let (rewrites, reload_checks, reload_check_failures) =
         reloader.await.unwrap_or((0, 0, Vec::new()));
+    let slow = slow_clients.await.unwrap_or_default();
     sampler.abort();
     let elapsed_secs = secs_since(context.start);
     if in_flight.get() > 0 {
@@ -510,6 +540,7 @@ async fn drive(context: Rc<Context>, seed: u64) -> Driven {
         metrics_text,
         metadata_text,
         idle,
+        slow,
     }
 }
 
@@ -772,15 +803,18 @@ fn cross_checks(driven: &Driven, context: &Context, proxy: &faults::FaultProxy) 
         return checks;
     }
     let count = |name: &str, filter: &[(&str, &str)]| metrics::sum(&m, name, filter) as u64;
-    let answered: u64 = tally.status_classes.values().sum();
+    // The slow clients' 408s are requests the gateway answered too (each counted as a 4xx).
+    let slow_408s = driven.slow.cut;
+    let answered: u64 = tally.status_classes.values().sum::<u64>() + slow_408s;
     checks.push(check(
-        "switchyard_requests_total (all) = answers the client got",
+        "switchyard_requests_total (all) = answers the client got (slow clients' 408s included)",
         answered,
         count("switchyard_requests_total", &[]),
         count("switchyard_requests_total", &[]) == answered,
     ));
     for class in ["2xx", "4xx", "5xx"] {
-        let want = tally.status_classes.get(class).copied().unwrap_or(0);
+        let slow = if class == "4xx" { slow_408s } else { 0 };
+        let want = tally.status_classes.get(class).copied().unwrap_or(0) + slow;
         let got = count("switchyard_requests_total", &[("status", class)]);
         checks.push(check(
             &format!("switchyard_requests_total{{status=\"{class}\"}}"),
@@ -1041,6 +1075,16 @@ fn print_report(
     }
     println!("  expected 429        {}", tally.rate_limited);
     println!("  UNEXPECTED          {}", tally.unexpected);
+    if args.slow_clients > 0 {
+        let slow = &driven.slow;
+        println!(
+            "slow clients ({} at a time, a body byte a second): {} started, {} cut with 408, {} UNEXPECTED",
+            args.slow_clients, slow.started, slow.cut, slow.unexpected
+        );
+        for sample in &slow.samples {
+            println!("    {sample}");
+        }
+    }
     for sample in &tally.unexpected_samples {
         println!("    ! {sample}");
     }
@@ -1197,6 +1241,13 @@ fn json_report(i: JsonInputs<'_>) -> Value {
             "by_kind": kinds,
             "status_classes": tally.status_classes,
             "per_10s": tally.per_slot,
+        },
+        "slow_clients": {
+            "at_a_time": i.args.slow_clients,
+            "started": i.driven.slow.started,
+            "cut_with_408": i.driven.slow.cut,
+            "unexpected": i.driven.slow.unexpected,
+            "unexpected_samples": i.driven.slow.samples,
         },
         "memory": {
             "ok": i.memory_ok,
