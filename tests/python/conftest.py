@@ -147,7 +147,7 @@ def gateway(tmp_path_factory) -> Iterator[Gateway]:
     if not binary:
         pytest.fail(
             "SWITCHYARD_BIN is not set: point it at the switchyard binary "
-            "(cargo nextest run / cargo test --test real_clients sets it)",
+            "(cargo nextest run / cargo test --test it real_clients sets it)",
             pytrace=False,
         )
     if not os.access(binary, os.X_OK):

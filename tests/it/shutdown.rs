@@ -8,13 +8,12 @@
 //! later, once those are written. SIGINT (Ctrl-C) and SIGQUIT are actix's immediate stop: no
 //! drain.
 
-mod common;
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 

@@ -3,14 +3,13 @@
 //! headers, the upstream never called over the limit, the window resetting, per-header keys,
 //! trusted-proxy client IPs, and Redis failing open then recovering.
 
-mod common;
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::upstream::{Reply, Upstream};
-use common::*;
+use crate::common::upstream::{Reply, Upstream};
+use crate::common::*;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 
@@ -358,7 +357,7 @@ fn three_words(stream: bool) -> Value {
     json!({"messages": [{"role": "user", "content": "a b c"}], "stream": stream})
 }
 
-async fn spend_until_refused(url: &str, stream: bool) -> (usize, common::Reply) {
+async fn spend_until_refused(url: &str, stream: bool) -> (usize, crate::common::Reply) {
     for admitted in 0..10 {
         let reply = post_json(url, &three_words(stream)).await;
         if reply.status == 429 {

@@ -1,6 +1,5 @@
 //! Test harness: starts the real `switchyard` binary on port 0 with a config file in a temporary
 //! directory, captures its logs, and offers small HTTP helpers. Every address is 127.0.0.1.
-#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};

@@ -5,10 +5,9 @@
 //! paths and on `/v1`; MLflow's parameter rules; Google's error bodies. The key never reaches a
 //! URL, a response or a log line.
 
-mod common;
 
-use common::upstream::{Recorded, Reply as Script, Upstream};
-use common::*;
+use crate::common::upstream::{Recorded, Reply as Script, Upstream};
+use crate::common::*;
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-canary-gemini-2c7e91";
@@ -32,27 +31,27 @@ fn config(up: &Upstream) -> String {
 
 fn fixture(name: &str) -> &'static str {
     match name {
-        "chat_request" => include_str!("fixtures/gemini/chat_request.json"),
-        "chat_tools_request" => include_str!("fixtures/gemini/chat_tools_request.json"),
-        "completions_request" => include_str!("fixtures/gemini/completions_request.json"),
-        "embed_content_request" => include_str!("fixtures/gemini/embed_content_request.json"),
+        "chat_request" => include_str!("../fixtures/gemini/chat_request.json"),
+        "chat_tools_request" => include_str!("../fixtures/gemini/chat_tools_request.json"),
+        "completions_request" => include_str!("../fixtures/gemini/completions_request.json"),
+        "embed_content_request" => include_str!("../fixtures/gemini/embed_content_request.json"),
         "batch_embed_contents_request" => {
-            include_str!("fixtures/gemini/batch_embed_contents_request.json")
+            include_str!("../fixtures/gemini/batch_embed_contents_request.json")
         }
-        "chat_response" => include_str!("fixtures/gemini/chat_response.json"),
+        "chat_response" => include_str!("../fixtures/gemini/chat_response.json"),
         "chat_function_call_response" => {
-            include_str!("fixtures/gemini/chat_function_call_response.json")
+            include_str!("../fixtures/gemini/chat_function_call_response.json")
         }
-        "completions_response" => include_str!("fixtures/gemini/completions_response.json"),
-        "embed_content_response" => include_str!("fixtures/gemini/embed_content_response.json"),
+        "completions_response" => include_str!("../fixtures/gemini/completions_response.json"),
+        "embed_content_response" => include_str!("../fixtures/gemini/embed_content_response.json"),
         "batch_embed_contents_response" => {
-            include_str!("fixtures/gemini/batch_embed_contents_response.json")
+            include_str!("../fixtures/gemini/batch_embed_contents_response.json")
         }
-        "chat_stream" => include_str!("fixtures/gemini/chat_stream.sse"),
-        "chat_stream_tool_calls" => include_str!("fixtures/gemini/chat_stream_tool_calls.sse"),
-        "completions_stream" => include_str!("fixtures/gemini/completions_stream.sse"),
-        "error_invalid_key" => include_str!("fixtures/gemini/error_invalid_key.json"),
-        "error_quota" => include_str!("fixtures/gemini/error_quota.json"),
+        "chat_stream" => include_str!("../fixtures/gemini/chat_stream.sse"),
+        "chat_stream_tool_calls" => include_str!("../fixtures/gemini/chat_stream_tool_calls.sse"),
+        "completions_stream" => include_str!("../fixtures/gemini/completions_stream.sse"),
+        "error_invalid_key" => include_str!("../fixtures/gemini/error_invalid_key.json"),
+        "error_quota" => include_str!("../fixtures/gemini/error_quota.json"),
         other => panic!("no fixture {other}"),
     }
 }

@@ -1,12 +1,11 @@
 //! The command line: `validate` reports every problem with its path, `start` refuses an invalid
 //! file or a missing key variable before listening, and starts quickly on a good one.
 
-mod common;
 
 use std::process::Command;
 use std::time::Instant;
 
-use common::*;
+use crate::common::*;
 
 fn validate(yaml: &str, envs: &[(&str, &str)]) -> (i32, String, String) {
     let dir = tempfile::tempdir().unwrap();

@@ -2,12 +2,11 @@
 //! statistical tolerance, 0% never chosen, fallback across a route's destinations, retries with
 //! their call counts, and a circuit breaker that opens, answers 503 at once, probes and closes.
 
-mod common;
 
 use std::time::Duration;
 
-use common::upstream::{End, Reply, Upstream};
-use common::*;
+use crate::common::upstream::{End, Reply, Upstream};
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn ok_reply(content: &str) -> Reply {

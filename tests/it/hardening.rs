@@ -3,14 +3,13 @@
 //! (nothing reaches the upstream), and a config file that disappears or whose directory is
 //! replaced — the last good config keeps serving throughout.
 
-mod common;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
-use common::upstream::{Reply, Upstream};
-use common::*;
+use crate::common::upstream::{Reply, Upstream};
+use crate::common::*;
 use serde_json::{json, Value};
 
 const CANARY: &str = "sk-canary-hardening-0c7e";

@@ -1,11 +1,10 @@
 //! Invocations through the built-in mock provider on every path (MLflow's `/endpoints` and
 //! `/gateway`, OpenAI's `/v1`), JSON and streaming, with the errors each family expects.
 
-mod common;
 
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 

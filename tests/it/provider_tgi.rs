@@ -3,10 +3,9 @@
 //! body), the translated completions response on every path, MLflow's parameter rules and 501s
 //! (decided before anything is sent), and TGI's error bodies.
 
-mod common;
 
-use common::upstream::{Reply as Script, Upstream};
-use common::*;
+use crate::common::upstream::{Reply as Script, Upstream};
+use crate::common::*;
 use serde_json::{json, Value};
 
 const TGI: &str = "huggingface-text-generation-inference";
@@ -29,11 +28,11 @@ fn config(up: &Upstream) -> String {
 
 fn fixture(name: &str) -> Value {
     let text = match name {
-        "generate_response" => include_str!("fixtures/tgi/generate_response.json"),
-        "completions_request" => include_str!("fixtures/tgi/completions_request.json"),
-        "generate_request" => include_str!("fixtures/tgi/generate_request.json"),
-        "completions_response" => include_str!("fixtures/tgi/completions_response.json"),
-        "error_validation" => include_str!("fixtures/tgi/error_validation.json"),
+        "generate_response" => include_str!("../fixtures/tgi/generate_response.json"),
+        "completions_request" => include_str!("../fixtures/tgi/completions_request.json"),
+        "generate_request" => include_str!("../fixtures/tgi/generate_request.json"),
+        "completions_response" => include_str!("../fixtures/tgi/completions_response.json"),
+        "error_validation" => include_str!("../fixtures/tgi/error_validation.json"),
         other => panic!("no fixture {other}"),
     };
     serde_json::from_str(text).unwrap()

@@ -3,10 +3,9 @@
 //! path; the bare key in `Authorization`; MLflow's 422s; 501 for streams; and MosaicML's "too
 //! many tokens" 500s reported as the client's 422. The key appears in no response or log line.
 
-mod common;
 
-use common::upstream::{Reply as Script, Upstream};
-use common::*;
+use crate::common::upstream::{Reply as Script, Upstream};
+use crate::common::*;
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-canary-mosaicml-41d0b8e2";
@@ -29,13 +28,13 @@ fn config(up: &Upstream) -> String {
 
 fn fixture(name: &str) -> Value {
     let text = match name {
-        "chat_request" => include_str!("fixtures/mosaicml/chat_request.json"),
-        "chat_predict" => include_str!("fixtures/mosaicml/chat_predict.json"),
-        "completions_predict" => include_str!("fixtures/mosaicml/completions_predict.json"),
-        "embeddings_predict" => include_str!("fixtures/mosaicml/embeddings_predict.json"),
-        "text_outputs" => include_str!("fixtures/mosaicml/text_outputs.json"),
-        "embedding_outputs" => include_str!("fixtures/mosaicml/embedding_outputs.json"),
-        "error_max_output_tokens" => include_str!("fixtures/mosaicml/error_max_output_tokens.json"),
+        "chat_request" => include_str!("../fixtures/mosaicml/chat_request.json"),
+        "chat_predict" => include_str!("../fixtures/mosaicml/chat_predict.json"),
+        "completions_predict" => include_str!("../fixtures/mosaicml/completions_predict.json"),
+        "embeddings_predict" => include_str!("../fixtures/mosaicml/embeddings_predict.json"),
+        "text_outputs" => include_str!("../fixtures/mosaicml/text_outputs.json"),
+        "embedding_outputs" => include_str!("../fixtures/mosaicml/embedding_outputs.json"),
+        "error_max_output_tokens" => include_str!("../fixtures/mosaicml/error_max_output_tokens.json"),
         other => panic!("no fixture {other}"),
     };
     serde_json::from_str(text).unwrap()

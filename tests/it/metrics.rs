@@ -2,12 +2,11 @@
 //! counter values, no secret or client address in any label; request ids taken or generated and
 //! echoed; one access-log line per request.
 
-mod common;
 
 use std::time::Duration;
 
-use common::upstream::{Reply, Upstream};
-use common::*;
+use crate::common::upstream::{Reply, Upstream};
+use crate::common::*;
 use serde_json::json;
 
 const CANARY: &str = "sk-canary-metrics-51f0";

@@ -4,10 +4,9 @@
 //! parameter rules; the streaming 501 (PaLM never streams), answered before any upstream call;
 //! Google's error bodies. The key never reaches a URL, a response or a log line.
 
-mod common;
 
-use common::upstream::{Recorded, Reply as Script, Upstream};
-use common::*;
+use crate::common::upstream::{Recorded, Reply as Script, Upstream};
+use crate::common::*;
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-canary-palm-93e0f5";
@@ -29,16 +28,16 @@ fn config(up: &Upstream) -> String {
 
 fn fixture(name: &str) -> Value {
     let text = match name {
-        "chat_request" => include_str!("fixtures/palm/chat_request.json"),
-        "generate_text_request" => include_str!("fixtures/palm/generate_text_request.json"),
-        "batch_embed_text_request" => include_str!("fixtures/palm/batch_embed_text_request.json"),
-        "chat_response" => include_str!("fixtures/palm/chat_response.json"),
-        "generate_text_response" => include_str!("fixtures/palm/generate_text_response.json"),
+        "chat_request" => include_str!("../fixtures/palm/chat_request.json"),
+        "generate_text_request" => include_str!("../fixtures/palm/generate_text_request.json"),
+        "batch_embed_text_request" => include_str!("../fixtures/palm/batch_embed_text_request.json"),
+        "chat_response" => include_str!("../fixtures/palm/chat_response.json"),
+        "generate_text_response" => include_str!("../fixtures/palm/generate_text_response.json"),
         "batch_embed_text_response" => {
-            include_str!("fixtures/palm/batch_embed_text_response.json")
+            include_str!("../fixtures/palm/batch_embed_text_response.json")
         }
-        "error_invalid_key" => include_str!("fixtures/palm/error_invalid_key.json"),
-        "error_not_found" => include_str!("fixtures/palm/error_not_found.json"),
+        "error_invalid_key" => include_str!("../fixtures/palm/error_invalid_key.json"),
+        "error_not_found" => include_str!("../fixtures/palm/error_not_found.json"),
         other => panic!("no fixture {other}"),
     };
     serde_json::from_str(text).unwrap()

@@ -12,7 +12,6 @@
 //!
 //! Every server is killed when its guard drops; every wait is bounded.
 
-mod common;
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -20,8 +19,8 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
-use common::upstream::{Reply, Upstream};
-use common::*;
+use crate::common::upstream::{Reply, Upstream};
+use crate::common::*;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 
@@ -944,7 +943,7 @@ async fn the_image_health_probe_passes_only_on_a_healthy_gateway() {
     let ok = healthcheck(gateway_port(&gw));
     assert!(ok.status.success(), "{}", output_text(&ok));
 
-    let closed = healthcheck(common::upstream::closed_port());
+    let closed = healthcheck(crate::common::upstream::closed_port());
     assert!(!closed.status.success());
 
     let sick = Upstream::start();

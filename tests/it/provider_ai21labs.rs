@@ -3,10 +3,9 @@
 //! the translated response, the refusals (AI21's own parameter names, chat, embeddings, streams)
 //! and AI21's error bodies; the key appears in no response and no log line.
 
-mod common;
 
-use common::upstream::{Reply as Script, Upstream};
-use common::*;
+use crate::common::upstream::{Reply as Script, Upstream};
+use crate::common::*;
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-canary-ai21-7c3e9a10";
@@ -30,10 +29,10 @@ fn config(up: &Upstream) -> String {
 
 fn fixture(name: &str) -> Value {
     let text = match name {
-        "complete_request" => include_str!("fixtures/ai21labs/complete_request.json"),
-        "complete_response" => include_str!("fixtures/ai21labs/complete_response.json"),
-        "completions_response" => include_str!("fixtures/ai21labs/completions_response.json"),
-        "error_unauthorized" => include_str!("fixtures/ai21labs/error_unauthorized.json"),
+        "complete_request" => include_str!("../fixtures/ai21labs/complete_request.json"),
+        "complete_response" => include_str!("../fixtures/ai21labs/complete_response.json"),
+        "completions_response" => include_str!("../fixtures/ai21labs/completions_response.json"),
+        "error_unauthorized" => include_str!("../fixtures/ai21labs/error_unauthorized.json"),
         other => panic!("no fixture {other}"),
     };
     serde_json::from_str(text).unwrap()

@@ -1,9 +1,8 @@
 //! The read-only HTTP surface: endpoint list/get with MLflow's paging, legacy and 3.0 views,
 //! limits stubs, JSON 404/405, trailing-slash redirects, docs and OpenAPI, and no secrets anywhere.
 
-mod common;
 
-use common::*;
+use crate::common::*;
 use serde_json::json;
 
 const CANARY: &str = "sk-canary-7f3a9c1e5b";

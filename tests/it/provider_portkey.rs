@@ -3,10 +3,9 @@
 //! upstream key as bearer). Chat, embeddings and chat streaming; completions 501; Portkey's own
 //! error bodies. Keys appear in no response and no log line.
 
-mod common;
 
-use common::upstream::{Recorded, Reply as Script, Upstream};
-use common::*;
+use crate::common::upstream::{Recorded, Reply as Script, Upstream};
+use crate::common::*;
 use serde_json::{json, Value};
 
 const PORTKEY_KEY: &str = "pk-canary-portkey-5e6f";
@@ -30,10 +29,10 @@ fn config(up: &Upstream) -> String {
 
 fn fixture(name: &str) -> Value {
     let text = match name {
-        "chat_response" => include_str!("fixtures/portkey/chat_response.json"),
-        "gateway_chat_response" => include_str!("fixtures/portkey/gateway_chat_response.json"),
-        "embeddings_response" => include_str!("fixtures/portkey/embeddings_response.json"),
-        "error_missing_target" => include_str!("fixtures/portkey/error_missing_target.json"),
+        "chat_response" => include_str!("../fixtures/portkey/chat_response.json"),
+        "gateway_chat_response" => include_str!("../fixtures/portkey/gateway_chat_response.json"),
+        "embeddings_response" => include_str!("../fixtures/portkey/embeddings_response.json"),
+        "error_missing_target" => include_str!("../fixtures/portkey/error_missing_target.json"),
         other => panic!("no fixture {other}"),
     };
     serde_json::from_str(text).unwrap()

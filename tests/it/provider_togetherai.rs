@@ -5,10 +5,9 @@
 //! client `model` on MLflow paths (MLflow lets it replace the configured model), and upstream
 //! errors. The key appears in no response and no log line.
 
-mod common;
 
-use common::upstream::{Reply as Script, Upstream};
-use common::*;
+use crate::common::upstream::{Reply as Script, Upstream};
+use crate::common::*;
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-canary-together-6a2f10d8";
@@ -18,7 +17,7 @@ const EMBEDDINGS_MODEL: &str = "togethercomputer/m2-bert-80M-8k-retrieval";
 
 macro_rules! fixture {
     ($name:literal) => {
-        include_str!(concat!("fixtures/togetherai/", $name))
+        include_str!(concat!("../fixtures/togetherai/", $name))
     };
 }
 

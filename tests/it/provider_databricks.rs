@@ -3,10 +3,9 @@
 //! Catalog names to `/ai-gateway/mlflow/v1/...`; reasoning answers keep their text; chat,
 //! embeddings and chat streaming work; completions and a config without host or token are 501.
 
-mod common;
 
-use common::upstream::{Reply as Script, Upstream};
-use common::*;
+use crate::common::upstream::{Reply as Script, Upstream};
+use crate::common::*;
 use serde_json::{json, Value};
 
 const TOKEN: &str = "dapi-canary-databricks-9f0e";
@@ -68,13 +67,13 @@ fn config(up: &Upstream) -> String {
 
 fn fixture(name: &str) -> Value {
     let text = match name {
-        "chat_response" => include_str!("fixtures/databricks/chat_response.json"),
+        "chat_response" => include_str!("../fixtures/databricks/chat_response.json"),
         "chat_reasoning_response" => {
-            include_str!("fixtures/databricks/chat_reasoning_response.json")
+            include_str!("../fixtures/databricks/chat_reasoning_response.json")
         }
-        "gateway_chat_response" => include_str!("fixtures/databricks/gateway_chat_response.json"),
-        "embeddings_response" => include_str!("fixtures/databricks/embeddings_response.json"),
-        "error_bad_request" => include_str!("fixtures/databricks/error_bad_request.json"),
+        "gateway_chat_response" => include_str!("../fixtures/databricks/gateway_chat_response.json"),
+        "embeddings_response" => include_str!("../fixtures/databricks/embeddings_response.json"),
+        "error_bad_request" => include_str!("../fixtures/databricks/error_bad_request.json"),
         other => panic!("no fixture {other}"),
     };
     serde_json::from_str(text).unwrap()

@@ -4,10 +4,9 @@
 //! default key), `model` first in the body and the configured provider name in `provider`;
 //! completions answer 501 before anything is sent. Keys appear in no response and no log line.
 
-mod common;
 
-use common::upstream::{Reply as Script, Upstream};
-use common::*;
+use crate::common::upstream::{Reply as Script, Upstream};
+use crate::common::*;
 use serde_json::{json, Value};
 
 /// (provider, display name, key or None for ollama's default, model)
@@ -74,7 +73,7 @@ fn assert_clean(gw: &Gateway, up: &Upstream, reply: &Reply) {
     }
 }
 
-fn assert_auth(req: &common::upstream::Recorded, index: usize) {
+fn assert_auth(req: &crate::common::upstream::Recorded, index: usize) {
     let (provider, _, key, _) = FAMILY[index];
     match key {
         Some(key) => assert_eq!(

@@ -4,10 +4,9 @@
 //! `params`, MLflow's one-message rule, the accepted and refused `predictions` shapes, 501 for
 //! streams, and the scoring server's error bodies.
 
-mod common;
 
-use common::upstream::{Reply as Script, Upstream};
-use common::*;
+use crate::common::upstream::{Reply as Script, Upstream};
+use crate::common::*;
 use serde_json::{json, Value};
 
 fn config(up: &Upstream) -> String {
@@ -23,20 +22,20 @@ fn config(up: &Upstream) -> String {
 
 fn fixture(name: &str) -> Value {
     let text = match name {
-        "chat_request" => include_str!("fixtures/mlflow_serving/chat_request.json"),
-        "chat_invocation" => include_str!("fixtures/mlflow_serving/chat_invocation.json"),
-        "predictions_list" => include_str!("fixtures/mlflow_serving/predictions_list.json"),
-        "predictions_choices" => include_str!("fixtures/mlflow_serving/predictions_choices.json"),
+        "chat_request" => include_str!("../fixtures/mlflow_serving/chat_request.json"),
+        "chat_invocation" => include_str!("../fixtures/mlflow_serving/chat_invocation.json"),
+        "predictions_list" => include_str!("../fixtures/mlflow_serving/predictions_list.json"),
+        "predictions_choices" => include_str!("../fixtures/mlflow_serving/predictions_choices.json"),
         "predictions_invalid_dict" => {
-            include_str!("fixtures/mlflow_serving/predictions_invalid_dict.json")
+            include_str!("../fixtures/mlflow_serving/predictions_invalid_dict.json")
         }
         "embeddings_invocation" => {
-            include_str!("fixtures/mlflow_serving/embeddings_invocation.json")
+            include_str!("../fixtures/mlflow_serving/embeddings_invocation.json")
         }
         "embeddings_predictions" => {
-            include_str!("fixtures/mlflow_serving/embeddings_predictions.json")
+            include_str!("../fixtures/mlflow_serving/embeddings_predictions.json")
         }
-        "error_bad_request" => include_str!("fixtures/mlflow_serving/error_bad_request.json"),
+        "error_bad_request" => include_str!("../fixtures/mlflow_serving/error_bad_request.json"),
         other => panic!("no fixture {other}"),
     };
     serde_json::from_str(text).unwrap()

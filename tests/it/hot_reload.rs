@@ -2,12 +2,11 @@
 //! edit keeps the old config; editor-style atomic renames, Kubernetes-style symlink swaps and
 //! SIGHUP all work; and streams running during five reloads all complete.
 
-mod common;
 
 use std::os::unix::fs::symlink;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use futures_util::future::join_all;
 use serde_json::{json, Value};
 

@@ -5,17 +5,16 @@
 //! error bodies passed through whole, and a cut stream. The key appears in no response and no
 //! log line.
 
-mod common;
 
-use common::upstream::{End, Reply as Script, Upstream};
-use common::*;
+use crate::common::upstream::{End, Reply as Script, Upstream};
+use crate::common::*;
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-canary-mistral-0b9e55c3";
 
 macro_rules! fixture {
     ($name:literal) => {
-        include_str!(concat!("fixtures/mistral/", $name))
+        include_str!(concat!("../fixtures/mistral/", $name))
     };
 }
 

@@ -5,13 +5,12 @@
 //! on MLflow's paths and on `/v1`. Every test also checks that the API key (`sk-canary-...`) and
 //! the upstream address appear in no response and no gateway log line.
 
-mod common;
 
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::upstream::{closed_port, sse_event, End, Recorded, Reply as Script, Upstream};
-use common::*;
+use crate::common::upstream::{closed_port, sse_event, End, Recorded, Reply as Script, Upstream};
+use crate::common::*;
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 

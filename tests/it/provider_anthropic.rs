@@ -6,10 +6,9 @@
 //! upstream errors, and a stream failing or cut mid-way. The key appears in no response and no
 //! log line.
 
-mod common;
 
-use common::upstream::{End, Reply as Script, Upstream};
-use common::*;
+use crate::common::upstream::{End, Reply as Script, Upstream};
+use crate::common::*;
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-canary-anthropic-7c41e9d2";
@@ -18,7 +17,7 @@ const CUSTOM_VERSION: &str = "2024-10-22";
 
 macro_rules! fixture {
     ($name:literal) => {
-        include_str!(concat!("fixtures/anthropic/", $name))
+        include_str!(concat!("../fixtures/anthropic/", $name))
     };
 }
 

@@ -4,10 +4,9 @@
 //! MLflow's paths and on `/v1`; MLflow's rename rules with their 422s and 400s; Cohere's
 //! `{"message"}` error bodies. The key never reaches a response or a log line.
 
-mod common;
 
-use common::upstream::{Recorded, Reply as Script, Upstream};
-use common::*;
+use crate::common::upstream::{Recorded, Reply as Script, Upstream};
+use crate::common::*;
 use serde_json::{json, Value};
 
 const KEY: &str = "sk-canary-cohere-4b1d0a";
@@ -30,16 +29,16 @@ fn config(up: &Upstream) -> String {
 
 fn fixture(name: &str) -> &'static str {
     match name {
-        "chat_request" => include_str!("fixtures/cohere/chat_request.json"),
-        "generate_request" => include_str!("fixtures/cohere/generate_request.json"),
-        "embed_request" => include_str!("fixtures/cohere/embed_request.json"),
-        "chat_response" => include_str!("fixtures/cohere/chat_response.json"),
-        "generate_response" => include_str!("fixtures/cohere/generate_response.json"),
-        "embed_response" => include_str!("fixtures/cohere/embed_response.json"),
-        "chat_stream" => include_str!("fixtures/cohere/chat_stream.jsonl"),
-        "generate_stream" => include_str!("fixtures/cohere/generate_stream.jsonl"),
-        "error_unauthorized" => include_str!("fixtures/cohere/error_unauthorized.json"),
-        "error_too_many_requests" => include_str!("fixtures/cohere/error_too_many_requests.json"),
+        "chat_request" => include_str!("../fixtures/cohere/chat_request.json"),
+        "generate_request" => include_str!("../fixtures/cohere/generate_request.json"),
+        "embed_request" => include_str!("../fixtures/cohere/embed_request.json"),
+        "chat_response" => include_str!("../fixtures/cohere/chat_response.json"),
+        "generate_response" => include_str!("../fixtures/cohere/generate_response.json"),
+        "embed_response" => include_str!("../fixtures/cohere/embed_response.json"),
+        "chat_stream" => include_str!("../fixtures/cohere/chat_stream.jsonl"),
+        "generate_stream" => include_str!("../fixtures/cohere/generate_stream.jsonl"),
+        "error_unauthorized" => include_str!("../fixtures/cohere/error_unauthorized.json"),
+        "error_too_many_requests" => include_str!("../fixtures/cohere/error_too_many_requests.json"),
         other => panic!("no fixture {other}"),
     }
 }

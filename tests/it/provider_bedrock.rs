@@ -6,17 +6,14 @@
 //! with it. Pins paths, headers and exact bodies, the translated answers, MLflow's 501s, 422s and
 //! region 400, upstream errors, and that no credential reaches a response or a log line.
 
-#[path = "provider_bedrock/aws.rs"]
 mod aws;
-mod common;
-#[path = "provider_bedrock/role.rs"]
 mod role;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use aws::{event, event_message, verify_sigv4, Expect};
-use common::upstream::{Recorded, Reply as Script, Upstream};
-use common::*;
+use crate::common::upstream::{Recorded, Reply as Script, Upstream};
+use crate::common::*;
 use serde_json::{json, Value};
 
 const ACCESS_KEY: &str = "AKIDSTATICEXAMPLE";

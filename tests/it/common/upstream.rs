@@ -11,7 +11,6 @@
 //! Every request is recorded (method, path, query, lowercased headers, body bytes). Replies are
 //! taken from a FIFO script ([`Upstream::push`]); when it is empty the fallback reply answers (a
 //! 599 JSON error by default, so a missing script line is loud). Only 127.0.0.1 is used.
-#![allow(dead_code)]
 
 use std::collections::VecDeque;
 use std::io::{ErrorKind, Read, Write};
