@@ -151,6 +151,7 @@ pub async fn run(
 
     let upstream = settings.upstream();
     let body_limit = settings.body_limit_bytes;
+    let max_json_nodes = settings.max_json_nodes;
     let stream_heartbeat_ms = settings.stream_heartbeat_ms;
     let limits = &settings.rate_limits;
     let limiter = RateLimiter::from_uri(
@@ -181,6 +182,7 @@ pub async fn run(
             .app_data(web::Data::new(WorkerState {
                 table,
                 body_limit,
+                max_json_nodes,
                 limiter: limiter.clone(),
                 breakers: breakers.clone(),
                 stream_heartbeat: Duration::from_millis(stream_heartbeat_ms),

@@ -30,6 +30,8 @@ pub struct WorkerState {
     /// This worker's route table; loading it takes no lock and sends no message.
     pub table: SharedTable,
     pub body_limit: usize,
+    /// Most JSON values one body may build (`max_json_nodes`).
+    pub max_json_nodes: usize,
     /// Shared by every worker, so limits are exact across them.
     pub limiter: Arc<RateLimiter>,
     /// Shared by every worker, so a failing provider is noticed whichever worker calls it.

@@ -1,10 +1,34 @@
-//! Request body to JSON value, with the exact errors MLflow's FastAPI app gives for an empty body,
-//! a non-JSON content type, undecodable bytes, malformed JSON and a top-level non-object.
+//! Request body to JSON, with the exact errors MLflow's FastAPI app gives for an empty body,
+//! a non-JSON content type, undecodable bytes, malformed JSON and a top-level non-object, and a
+//! limit on how many JSON values a body may have built into a tree.
+//!
+//! [`parse_request_body`] is the invocation paths' reader: it checks and counts the whole body
+//! without building it, then keeps each top-level member as raw text ([`BodyObject`]);
+//! validation builds only the members it knows. [`parse_json_body`] builds the whole value.
 
+use std::borrow::Cow;
+use std::collections::HashMap;
+
+use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::pyjson::{decode_body, locate_error};
+use super::scan::{self, Counts};
 use crate::error::{ErrorKind, GatewayError};
+
+/// The setting that bounds how many JSON values one body may have built into a tree.
+pub const MAX_JSON_NODES_SETTING: &str = "max_json_nodes";
+
+/// The 413 for a body that would build more than `limit` JSON values.
+pub(crate) fn too_many_nodes(limit: usize) -> GatewayError {
+    GatewayError::new(
+        ErrorKind::PayloadTooLarge,
+        413,
+        format!(
+            "The request body has more JSON values than the limit of {limit} (setting `{MAX_JSON_NODES_SETTING}`)."
+        ),
+    )
+}
 
 /// FastAPI's answer when the body bytes cannot even be decoded to text (not a 422).
 const UNDECODABLE_BODY: &str = "There was an error parsing the body";
@@ -28,7 +52,8 @@ pub(crate) fn not_an_object(input: Value) -> GatewayError {
     })])
 }
 
-/// Parses an HTTP request body as MLflow does before schema validation.
+/// Parses an HTTP request body as MLflow does before schema validation, building the whole value
+/// (no node limit: for bodies known to be small, tests and fuzzing).
 ///
 /// - empty body: 422 `missing` at `["body"]` (whatever the content type);
 /// - content type not `application/json` or `application/*+json` (parameters allowed, case
@@ -42,6 +67,99 @@ pub(crate) fn not_an_object(input: Value) -> GatewayError {
 ///   later with a 500 or 400, so a clean 422 is the better answer;
 /// - a top-level value that is not an object: 422 `model_attributes_type` with the value as input.
 pub fn parse_json_body(content_type: Option<&str>, body: &[u8]) -> Result<Value, GatewayError> {
+    parse_json_value(content_type, body, usize::MAX)
+}
+
+/// [`parse_json_body`] for a body that may build at most `max_nodes` JSON values: the body is
+/// counted first (nothing built) and one over the limit gets a 413 naming the setting.
+pub fn parse_json_value(
+    content_type: Option<&str>,
+    body: &[u8],
+    max_nodes: usize,
+) -> Result<Value, GatewayError> {
+    let text = body_text(content_type, body)?;
+    match build_value(&text, max_nodes)? {
+        value @ Value::Object(_) => Ok(value),
+        other => Err(not_an_object(other)),
+    }
+}
+
+/// One top-level member of a body: its key, its JSON text, and what that text holds.
+#[derive(Debug)]
+pub(crate) struct Member {
+    pub key: String,
+    pub raw: Box<RawValue>,
+    pub counts: Counts,
+}
+
+/// A body's top-level object with each member still JSON text (already checked: every member
+/// parses), in the client's order, a repeated key keeping its first place and its last value
+/// (as a `serde_json` map does).
+#[derive(Debug)]
+pub struct BodyObject {
+    pub(crate) members: Vec<Member>,
+    /// The most JSON values validation and providers may build for this body.
+    pub(crate) max_nodes: usize,
+}
+
+impl BodyObject {
+    /// An object already in memory (requests made in code, tests): no node limit.
+    pub(crate) fn from_map(map: serde_json::Map<String, Value>) -> Result<Self, GatewayError> {
+        let mut members = Vec::with_capacity(map.len());
+        for (key, value) in map {
+            let raw = serde_json::value::to_raw_value(&value)
+                .map_err(|_| GatewayError::internal("a request value could not be serialised"))?;
+            let counts = scan::count(raw.get())
+                .map_err(|_| GatewayError::internal("a request value could not be serialised"))?;
+            members.push(Member { key, raw, counts });
+        }
+        Ok(Self {
+            members,
+            max_nodes: usize::MAX,
+        })
+    }
+}
+
+/// The invocation paths' reader: [`parse_json_body`]'s errors, but the body is checked and
+/// counted without being built, and its members are kept as text. A non-object body is built
+/// (for the 422's `input`) only within `max_nodes`.
+pub fn parse_request_body(
+    content_type: Option<&str>,
+    body: &[u8],
+    max_nodes: usize,
+) -> Result<BodyObject, GatewayError> {
+    let text = body_text(content_type, body)?;
+    let is_object = text
+        .trim_start_matches([' ', '\t', '\n', '\r'])
+        .starts_with('{');
+    if !is_object {
+        // Not an object (or not JSON): whatever it is, the error says so; never a success.
+        let value = build_value(&text, max_nodes)?;
+        return Err(not_an_object(value));
+    }
+    let counts = scan::count_members(&text).map_err(|err| json_invalid(&text, &err))?;
+    let split = scan::split_members(&text).map_err(|err| json_invalid(&text, &err))?;
+    let mut members: Vec<Member> = Vec::with_capacity(split.len());
+    let mut index: HashMap<String, usize> = HashMap::with_capacity(split.len());
+    for ((key, raw), counts) in split.into_iter().zip(counts) {
+        let raw = raw.to_owned();
+        match index.get(&key) {
+            Some(&at) => {
+                members[at].raw = raw;
+                members[at].counts = counts;
+            }
+            None => {
+                index.insert(key.clone(), members.len());
+                members.push(Member { key, raw, counts });
+            }
+        }
+    }
+    Ok(BodyObject { members, max_nodes })
+}
+
+/// The checks every body goes through before its JSON is read: not empty, a JSON content type,
+/// bytes that decode to text.
+fn body_text<'a>(content_type: Option<&str>, body: &'a [u8]) -> Result<Cow<'a, str>, GatewayError> {
     if body.is_empty() {
         return Err(unprocessable(vec![json!({
             "type": "missing",
@@ -55,13 +173,16 @@ pub fn parse_json_body(content_type: Option<&str>, body: &[u8]) -> Result<Value,
             String::from_utf8_lossy(body).into_owned(),
         )));
     }
-    let text = decode_body(body)
-        .map_err(|_| GatewayError::new(ErrorKind::Validation, 400, UNDECODABLE_BODY))?;
-    match serde_json::from_str::<Value>(&text) {
-        Ok(value @ Value::Object(_)) => Ok(value),
-        Ok(other) => Err(not_an_object(other)),
-        Err(err) => Err(json_invalid(&text, &err)),
+    decode_body(body).map_err(|_| GatewayError::new(ErrorKind::Validation, 400, UNDECODABLE_BODY))
+}
+
+/// Counts the text (nothing built), refuses it past `max_nodes`, then builds it.
+fn build_value(text: &str, max_nodes: usize) -> Result<Value, GatewayError> {
+    let counts = scan::count(text).map_err(|err| json_invalid(text, &err))?;
+    if counts.nodes > max_nodes {
+        return Err(too_many_nodes(max_nodes));
     }
+    serde_json::from_str::<Value>(text).map_err(|err| json_invalid(text, &err))
 }
 
 /// True for `application/json` and `application/<anything>+json`, read the way Python's

@@ -175,7 +175,7 @@ fn stream_and_model_accessors() {
     );
     assert_eq!(chat.endpoint_type(), EndpointType::Chat);
     assert!(chat.is_stream());
-    assert_eq!(chat.model(), Some("m"));
+    assert_eq!(chat.model().as_deref(), Some("m"));
     assert!(chat.has_model());
 
     let mut comp = validate(
@@ -199,7 +199,7 @@ fn stream_and_model_accessors() {
     );
     assert_eq!(emb.endpoint_type(), EndpointType::Embeddings);
     assert!(!emb.is_stream());
-    assert_eq!(emb.model(), Some("e"));
+    assert_eq!(emb.model().as_deref(), Some("e"));
     assert_eq!(emb.take_model().as_deref(), Some("e"));
     assert_eq!(
         serde_json::to_string(&emb).ok().as_deref(),
