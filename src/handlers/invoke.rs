@@ -78,7 +78,7 @@ pub async fn read_request(
     let body = read_body(payload, limit).await?;
     let content_type = content_type(request).map(str::to_owned);
     let on_worker = body.len() <= PARSE_ON_WORKER_MAX_BYTES;
-    // The body moves into the job and is freed there, once the request no longer needs it.
+    // The body moves into the job; a large unknown key may keep a share of it (no copy).
     let validate = move || {
         let object = schema::parse_request_body(content_type.as_deref(), &body, max_nodes)?;
         drop(body);

@@ -14,7 +14,7 @@ use crate::config::{EndpointType, OpenAiApiType, OpenAiCompatibleConfig, OpenAiC
 use crate::error::{ErrorKind, GatewayError};
 use crate::messages::{StreamChunk, Usage};
 use crate::providers::wire_json::{
-    request_body, response_body, unreadable_because,
+    request_body_sized, response_body, unreadable_because,
 };
 use crate::schema::{
     ChatChoice, ChatChunk, ChatChunkChoice, ChatDelta, ChatResponse, ChatUsage, CompletionsChoice,
@@ -302,10 +302,16 @@ fn encode_query_value(value: &str) -> String {
 /// set it (appended last when the client sent no `stream_options`, as a dict insert would).
 fn wire_body(request: &UnifiedRequest, model: Option<&str>) -> Result<Vec<u8>, GatewayError> {
     let stream = request.is_stream();
+    // The upstream body is the client's, give or take `model`: sized once from it.
+    let capacity = match request {
+        UnifiedRequest::Chat(r) => r.extra.body_len(),
+        UnifiedRequest::Completions(r) => r.extra.body_len(),
+        UnifiedRequest::Embeddings(r) => r.extra.body_len(),
+    } + 256;
     match request {
         UnifiedRequest::Chat(chat) => {
             let (common, stream_options) = wire_common(&chat.common, stream);
-            request_body(&ChatWire {
+            request_body_sized(&ChatWire {
                 model,
                 common,
                 messages: &chat.messages,
@@ -313,23 +319,23 @@ fn wire_body(request: &UnifiedRequest, model: Option<&str>) -> Result<Vec<u8>, G
                 tool_choice: chat.tool_choice.as_ref(),
                 extra: chat.extra.without("model"),
                 stream_options,
-            })
+            }, capacity)
         }
         UnifiedRequest::Completions(completions) => {
             let (common, stream_options) = wire_common(&completions.common, stream);
-            request_body(&CompletionsWire {
+            request_body_sized(&CompletionsWire {
                 model,
                 common,
                 prompt: &completions.prompt,
                 extra: completions.extra.without("model"),
                 stream_options,
-            })
+            }, capacity)
         }
-        UnifiedRequest::Embeddings(embeddings) => request_body(&EmbeddingsWire {
+        UnifiedRequest::Embeddings(embeddings) => request_body_sized(&EmbeddingsWire {
             model,
             input: &embeddings.input,
             extra: embeddings.extra.without("model"),
-        }),
+        }, capacity),
     }
 }
 

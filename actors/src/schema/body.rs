@@ -9,10 +9,12 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 
-use serde_json::value::RawValue;
+use bytes::Bytes;
+use bytestring::ByteString;
 use serde_json::{json, Value};
 
 use super::pyjson::{decode_body, locate_error};
+use super::raw_extras::RawText;
 use super::scan::{self, Counts};
 use crate::error::{ErrorKind, GatewayError};
 
@@ -88,7 +90,7 @@ pub fn parse_json_value(
 #[derive(Debug)]
 pub(crate) struct Member {
     pub key: String,
-    pub raw: Box<RawValue>,
+    pub raw: RawText,
     pub counts: Counts,
 }
 
@@ -100,6 +102,8 @@ pub struct BodyObject {
     pub(crate) members: Vec<Member>,
     /// The most JSON values validation and providers may build for this body.
     pub(crate) max_nodes: usize,
+    /// The body's size in bytes.
+    pub(crate) body_len: usize,
 }
 
 impl BodyObject {
@@ -111,11 +115,16 @@ impl BodyObject {
                 .map_err(|_| GatewayError::internal("a request value could not be serialised"))?;
             let counts = scan::count(raw.get())
                 .map_err(|_| GatewayError::internal("a request value could not be serialised"))?;
-            members.push(Member { key, raw, counts });
+            members.push(Member {
+                key,
+                raw: RawText::Owned(raw),
+                counts,
+            });
         }
         Ok(Self {
             members,
             max_nodes: usize::MAX,
+            body_len: 0,
         })
     }
 }
@@ -125,10 +134,16 @@ impl BodyObject {
 /// (for the 422's `input`) only within `max_nodes`.
 pub fn parse_request_body(
     content_type: Option<&str>,
-    body: &[u8],
+    body: &Bytes,
     max_nodes: usize,
 ) -> Result<BodyObject, GatewayError> {
-    let text = body_text(content_type, body)?;
+    // The text as a share of the body's buffer (or of its decoding, for UTF-16 and UTF-32), so
+    // that a member which is most of the body can be kept without a copy.
+    let text = match body_text(content_type, body)? {
+        Cow::Borrowed(text) => ByteString::try_from(body.slice_ref(text.as_bytes()))
+            .map_err(|_| GatewayError::new(ErrorKind::Validation, 400, UNDECODABLE_BODY))?,
+        Cow::Owned(text) => ByteString::from(text),
+    };
     let is_object = text
         .trim_start_matches([' ', '\t', '\n', '\r'])
         .starts_with('{');
@@ -142,7 +157,13 @@ pub fn parse_request_body(
     let mut members: Vec<Member> = Vec::with_capacity(split.len());
     let mut index: HashMap<String, usize> = HashMap::with_capacity(split.len());
     for ((key, raw), counts) in split.into_iter().zip(counts) {
-        let raw = raw.to_owned();
+        // Sharing keeps the whole buffer alive as long as the request: worth it only for a
+        // member that is most of the body (the 16 MiB array), not for small ones.
+        let raw = if raw.get().len() >= text.len() / 2 {
+            RawText::Shared(text.slice_ref(raw.get()))
+        } else {
+            RawText::Owned(raw.to_owned())
+        };
         match index.get(&key) {
             Some(&at) => {
                 members[at].raw = raw;
@@ -154,7 +175,11 @@ pub fn parse_request_body(
             }
         }
     }
-    Ok(BodyObject { members, max_nodes })
+    Ok(BodyObject {
+        members,
+        max_nodes,
+        body_len: body.len(),
+    })
 }
 
 /// The checks every body goes through before its JSON is read: not empty, a JSON content type,
@@ -374,5 +399,69 @@ mod tests {
                 )
             );
         }
+    }
+
+    /// What the invocation paths' reader answers: the same errors as the tree-building one.
+    fn request_detail(body: &[u8]) -> (u16, Value) {
+        let e = parse_request_body(JSON, &Bytes::copy_from_slice(body), usize::MAX)
+            .expect_err("expected an error");
+        (e.status, e.detail)
+    }
+
+    #[test]
+    fn the_counting_reader_gives_the_same_errors_as_a_tree() {
+        let deep = format!("{{\"a\":{}{}}}", "[".repeat(200), "]".repeat(200));
+        let edge = format!("{{\"a\":{}{}}}", "[".repeat(127), "]".repeat(127));
+        let utf16: Vec<u8> = "[1]".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        for body in [
+            &b""[..],
+            b"abc",
+            b"{\"a\":1,}",
+            b"{\"a\":1} x",
+            b"  ",
+            b"{\"t\": NaN}",
+            b"{\"a\":\n 1e400}",
+            b"{\"a\": \"\\ud800\"}",
+            b"{\"a\":\"\xff\"}",
+            b"[1]",
+            b"null",
+            deep.as_bytes(),
+            edge.as_bytes(),
+            &utf16,
+        ] {
+            assert_eq!(
+                request_detail(body),
+                detail(parse_json_body(JSON, body)),
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+    }
+
+    #[test]
+    fn members_keep_the_first_place_and_the_last_value_of_a_repeated_key() {
+        let body = Bytes::from_static(br#"{"a": 1, "b": [2, 3], "a": "x"}"#);
+        let object = parse_request_body(JSON, &body, usize::MAX).unwrap();
+        let members: Vec<(&str, &str, usize)> = object
+            .members
+            .iter()
+            .map(|m| (m.key.as_str(), m.raw.get(), m.counts.nodes))
+            .collect();
+        assert_eq!(members, vec![("a", "\"x\"", 1), ("b", "[2, 3]", 3)]);
+        assert_eq!(object.body_len, body.len());
+    }
+
+    #[test]
+    fn a_body_over_the_node_limit_is_a_413_before_it_is_built() {
+        let e = parse_json_value(JSON, b"[1,2,3]", 3).expect_err("over the limit");
+        assert_eq!(e.status, 413);
+        assert_eq!(
+            e.detail,
+            json!("The request body has more JSON values than the limit of 3 (setting `max_json_nodes`).")
+        );
+        assert!(parse_json_value(JSON, b"{\"a\":[1]}", 3).is_ok());
+        // A non-object on the invocation paths is counted before its 422 echoes it.
+        let e = parse_request_body(JSON, &Bytes::from_static(b"[1,2,3]"), 3).unwrap_err();
+        assert_eq!(e.status, 413);
     }
 }

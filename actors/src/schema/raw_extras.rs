@@ -5,17 +5,50 @@
 //! so they stay text: the OpenAI wire writes them byte for byte, and providers that rework the
 //! payload as a tree may build them only within what is left of the body's node limit.
 
+use bytestring::ByteString;
+use serde::ser::Error as _;
 use serde::{Serialize, Serializer};
 use serde_json::value::RawValue;
 
 use super::body::too_many_nodes;
 use crate::error::GatewayError;
 
+/// A JSON value's text (already checked): a share of the body's buffer, or a copy of its own.
+#[derive(Debug, Clone)]
+pub(crate) enum RawText {
+    /// Part of the request body, no copy (for values that are most of it).
+    Shared(ByteString),
+    Owned(Box<RawValue>),
+}
+
+impl RawText {
+    pub(crate) fn get(&self) -> &str {
+        match self {
+            Self::Shared(text) => text,
+            Self::Owned(raw) => raw.get(),
+        }
+    }
+}
+
+impl Serialize for RawText {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Self::Owned(raw) => raw.serialize(serializer),
+            Self::Shared(text) => {
+                // Reading it back as a borrowed RawValue only re-scans it (no copy, no tree), and
+                // lets serde_json write it byte for byte.
+                let raw: &RawValue = serde_json::from_str(text).map_err(S::Error::custom)?;
+                raw.serialize(serializer)
+            }
+        }
+    }
+}
+
 /// One unknown key: its name, its JSON text and how many values that text holds.
 #[derive(Debug, Clone)]
 struct Entry {
     key: String,
-    raw: Box<RawValue>,
+    raw: RawText,
     nodes: usize,
 }
 
@@ -28,6 +61,10 @@ pub struct RawExtras {
     room: usize,
     /// The body's node limit, named in the error when building the extras would pass it.
     limit: usize,
+    /// Bytes of the body the request was read from (0 when made in code): what its upstream
+    /// body will about weigh, so that buffer can be sized once instead of doubling (each
+    /// doubling of a 16 MiB body leaves the old copy resident for a while).
+    body_len: usize,
 }
 
 impl Default for RawExtras {
@@ -43,20 +80,28 @@ impl RawExtras {
             entries: Vec::new(),
             room: usize::MAX,
             limit: usize::MAX,
+            body_len: 0,
         }
     }
 
-    /// No keys yet, for a body whose node limit is `limit` and of which `room` values are left.
-    pub(crate) fn with_room(limit: usize, room: usize) -> Self {
+    /// No keys yet, for a body of `body_len` bytes whose node limit is `limit` and of which
+    /// `room` values are left.
+    pub(crate) fn with_room(limit: usize, room: usize, body_len: usize) -> Self {
         Self {
             entries: Vec::new(),
             room,
             limit,
+            body_len,
         }
     }
 
+    /// Bytes of the body the request was read from (0 when it was made in code).
+    pub fn body_len(&self) -> usize {
+        self.body_len
+    }
+
     /// Appends a key (the caller keeps keys unique and drops nulls).
-    pub(crate) fn push(&mut self, key: String, raw: Box<RawValue>, nodes: usize) {
+    pub(crate) fn push(&mut self, key: String, raw: RawText, nodes: usize) {
         self.entries.push(Entry { key, raw, nodes });
     }
 
@@ -69,18 +114,21 @@ impl RawExtras {
     }
 
     /// The keys and their JSON text, in order.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &RawValue)> {
-        self.entries.iter().map(|e| (e.key.as_str(), &*e.raw))
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.entries.iter().map(|e| (e.key.as_str(), e.raw.get()))
     }
 
     /// A key's JSON text.
-    pub fn get(&self, key: &str) -> Option<&RawValue> {
-        self.entries.iter().find(|e| e.key == key).map(|e| &*e.raw)
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.entries
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| e.raw.get())
     }
 
     /// A key's value when it is a JSON string (anything else, however large, is not parsed).
     pub fn get_str(&self, key: &str) -> Option<String> {
-        let raw = self.get(key)?.get();
+        let raw = self.get(key)?;
         if !raw.starts_with('"') {
             return None;
         }
@@ -88,9 +136,9 @@ impl RawExtras {
     }
 
     /// Removes a key, keeping the others' order.
-    pub fn remove(&mut self, key: &str) -> Option<Box<RawValue>> {
+    pub fn remove(&mut self, key: &str) -> Option<String> {
         let at = self.entries.iter().position(|e| e.key == key)?;
-        Some(self.entries.remove(at).raw)
+        Some(self.entries.remove(at).raw.get().to_owned())
     }
 
     /// Values inside all the keys' text.
@@ -122,13 +170,13 @@ impl PartialEq for RawExtras {
             && self
                 .iter()
                 .zip(other.iter())
-                .all(|((ka, va), (kb, vb))| ka == kb && va.get() == vb.get())
+                .all(|(a, b)| a == b)
     }
 }
 
 impl Serialize for RawExtras {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.iter())
+        serializer.collect_map(self.entries.iter().map(|e| (&e.key, &e.raw)))
     }
 }
 
@@ -139,7 +187,13 @@ struct Without<'a> {
 
 impl Serialize for Without<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        serializer.collect_map(self.extras.iter().filter(|(k, _)| *k != self.skip))
+        serializer.collect_map(
+            self.extras
+                .entries
+                .iter()
+                .filter(|e| e.key != self.skip)
+                .map(|e| (&e.key, &e.raw)),
+        )
     }
 }
 
@@ -147,8 +201,8 @@ impl Serialize for Without<'_> {
 mod tests {
     use super::*;
 
-    fn raw(text: &str) -> Box<RawValue> {
-        RawValue::from_string(text.to_owned()).unwrap()
+    fn raw(text: &str) -> RawText {
+        RawText::Owned(RawValue::from_string(text.to_owned()).unwrap())
     }
 
     #[test]
@@ -156,13 +210,15 @@ mod tests {
         let mut extras = RawExtras::unlimited();
         extras.push("x".into(), raw("[0, 0,0]"), 4);
         extras.push("y".into(), raw("1.50"), 1);
+        let body = ByteString::from_static(r#"{"z": [ 1 ]}"#);
+        extras.push("z".into(), RawText::Shared(body.slice_ref(&body[6..11])), 2);
         assert_eq!(
             serde_json::to_string(&extras).unwrap(),
-            r#"{"x":[0, 0,0],"y":1.50}"#
+            r#"{"x":[0, 0,0],"y":1.50,"z":[ 1 ]}"#
         );
         assert_eq!(
             serde_json::to_string(&extras.without("x")).unwrap(),
-            r#"{"y":1.50}"#
+            r#"{"y":1.50,"z":[ 1 ]}"#
         );
     }
 
@@ -173,13 +229,13 @@ mod tests {
         extras.push("n".into(), raw("[1]"), 2);
         assert_eq!(extras.get_str("s").as_deref(), Some("a\nb"));
         assert_eq!(extras.get_str("n"), None);
-        assert_eq!(extras.remove("s").map(|r| r.get().to_owned()), Some(r#""a\nb""#.to_owned()));
+        assert_eq!(extras.remove("s"), Some(r#""a\nb""#.to_owned()));
         assert_eq!(extras.len(), 1);
     }
 
     #[test]
     fn building_them_is_refused_past_the_room_left() {
-        let mut extras = RawExtras::with_room(10, 3);
+        let mut extras = RawExtras::with_room(10, 3, 0);
         extras.push("a".into(), raw("[1,2]"), 3);
         assert!(extras.check_tree_room().is_ok());
         extras.push("b".into(), raw("1"), 1);

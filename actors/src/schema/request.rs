@@ -397,7 +397,7 @@ impl UnifiedRequest {
             Self::Embeddings(r) => r
                 .extra
                 .remove("model")
-                .and_then(|raw| serde_json::from_str::<String>(raw.get()).ok()),
+                .and_then(|raw| serde_json::from_str::<String>(&raw).ok()),
         }
     }
 }

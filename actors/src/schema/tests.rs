@@ -260,3 +260,34 @@ fn openapi_schemas_build() {
         assert!(text.len() > 2);
     }
 }
+
+#[test]
+fn unknown_keys_stay_text_and_count_only_when_a_provider_builds_them() {
+    let body = bytes::Bytes::from_static(
+        br#"{"messages":[{"role":"user","content":"hi"}],"x":[0, 0,0],"y":{"a":null,"b":1},"z":null}"#,
+    );
+    let object = super::parse_request_body(Some("application/json"), &body, 10).unwrap();
+    let request = UnifiedRequest::from_body(EndpointType::Chat, object).unwrap();
+    // The array is forwarded as sent; the object is rebuilt without its null; `z` is dropped.
+    let text = serde_json::to_string(&request).unwrap();
+    assert!(text.ends_with(r#""x":[0, 0,0],"y":{"b":1}}"#), "{text}");
+    // 8 of the 10 values were built (the object, the messages, `y`), so a provider that would
+    // build `x` and `y` too (6 more) is refused.
+    assert_eq!(request.check_tree_room().unwrap_err().status, 413);
+    let object = super::parse_request_body(Some("application/json"), &body, 9).unwrap();
+    assert_eq!(
+        UnifiedRequest::from_body(EndpointType::Chat, object)
+            .unwrap()
+            .check_tree_room()
+            .unwrap_err()
+            .status,
+        413
+    );
+    let object = super::parse_request_body(Some("application/json"), &body, 7).unwrap();
+    assert_eq!(
+        UnifiedRequest::from_body(EndpointType::Chat, object)
+            .unwrap_err()
+            .status,
+        413
+    );
+}

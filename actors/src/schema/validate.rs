@@ -10,7 +10,7 @@ use serde_json::{json, Map, Value};
 
 use super::body::{not_an_object, too_many_nodes, unprocessable, BodyObject};
 use super::lax::{self, Errors, Issue, Loc};
-use super::raw_extras::RawExtras;
+use super::raw_extras::{RawExtras, RawText};
 use super::request::{
     ChatRequest, CommonParams, CompletionsRequest, EmbeddingsInput, EmbeddingsRequest,
     JsonSchemaSpec, ResponseFormat, ResponseFormatKind, UnifiedRequest,
@@ -38,7 +38,11 @@ impl UnifiedRequest {
     /// members the endpoint type knows are built into a tree (all of them counted against the
     /// body's node limit before any is built); unknown ones stay text in `extra`.
     pub fn from_body(kind: EndpointType, body: BodyObject) -> Result<UnifiedRequest, GatewayError> {
-        let BodyObject { members, max_nodes } = body;
+        let BodyObject {
+            members,
+            max_nodes,
+            body_len,
+        } = body;
         let known_keys: &[&str] = match kind {
             EndpointType::Chat => &CHAT_REQUEST_KEYS,
             EndpointType::Completions => &COMPLETIONS_REQUEST_KEYS,
@@ -89,26 +93,26 @@ impl UnifiedRequest {
             return Err(too_many_nodes(max_nodes));
         }
         // Build the known members and the cleaned extras, now that they are known to fit.
-        let mut extra = RawExtras::with_room(max_nodes, max_nodes - built);
+        let mut extra = RawExtras::with_room(max_nodes, max_nodes - built, body_len);
         for ((slot, plain), original) in layout.iter().zip(plain_extras).zip(&texts) {
             match (slot, plain, original) {
                 (Slot::Known(key), _, Some(raw)) => {
-                    obj.insert(key.clone(), parse_checked(raw)?);
+                    obj.insert(key.clone(), parse_checked(raw.get())?);
                 }
                 (Slot::Extra(_), Some((key, raw, nodes)), _) => extra.push(key, raw, nodes),
                 (Slot::Original(key), _, Some(raw)) if raw.get() != "null" => {
-                    let stripped = lax::strip_nulls(&parse_checked(raw)?);
+                    let stripped = lax::strip_nulls(&parse_checked(raw.get())?);
                     let nodes = scan_nodes(&stripped);
                     let raw = serde_json::value::to_raw_value(&stripped).map_err(|_| {
                         GatewayError::internal("a request value could not be serialised")
                     })?;
-                    extra.push(key.clone(), raw, nodes);
+                    extra.push(key.clone(), RawText::Owned(raw), nodes);
                 }
                 _ => {}
             }
         }
         // Known members' text is no longer needed; changed extras' originals are kept for errors.
-        let originals: Vec<Option<Box<serde_json::value::RawValue>>> = layout
+        let originals: Vec<Option<RawText>> = layout
             .iter()
             .zip(texts)
             .map(|(slot, raw)| match slot {
@@ -146,7 +150,7 @@ impl UnifiedRequest {
                     let (key, value) = match (slot, original) {
                         (Slot::Known(key), _) => (key, obj.get(key).cloned()),
                         (Slot::Extra(key), _) => (key, extra.get(key).map(parse_checked).transpose()?),
-                        (Slot::Original(key), Some(raw)) => (key, Some(parse_checked(raw)?)),
+                        (Slot::Original(key), Some(raw)) => (key, Some(parse_checked(raw.get())?)),
                         (Slot::Original(key), None) => (key, None),
                     };
                     if let Some(value) = value {
@@ -222,8 +226,8 @@ const COMPLETIONS_REQUEST_KEYS: [&str; 14] = [
 ];
 
 /// A member's text as a tree; it was checked when the body was read, so failing is a bug here.
-fn parse_checked(raw: &serde_json::value::RawValue) -> Result<Value, GatewayError> {
-    serde_json::from_str(raw.get())
+fn parse_checked(raw: &str) -> Result<Value, GatewayError> {
+    serde_json::from_str(raw)
         .map_err(|_| GatewayError::internal("a checked request value did not parse"))
 }
 
