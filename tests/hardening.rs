@@ -332,7 +332,10 @@ async fn zeros_bodies_cost_at_most_three_times_their_size(copies: usize) {
         let text = request.text();
         // Byte for byte: the array was never rebuilt.
         assert!(text.ends_with(&format!(",\"x\":{x}}}")), "x was changed");
-        assert_eq!(request.json()["messages"], json!([{"role": "user", "content": "hi"}]));
+        assert_eq!(
+            request.json()["messages"],
+            json!([{"role": "user", "content": "hi"}])
+        );
     }
     let peak_kib = status_kib(gw.pid(), "VmHWM");
     let rise = peak_kib.saturating_sub(before_kib) * 1024;
@@ -395,7 +398,11 @@ async fn a_body_over_the_node_limit_gets_a_413_naming_the_setting() {
     assert_eq!(reply.status, 413, "{}", reply.text);
     assert_eq!(upstream.request_count(), 0);
     // The limit is a setting; an embeddings token array of OpenAI's size does not count.
-    let gw = Gateway::start_with(&config(&upstream), &[], &[("SWITCHYARD_MAX_JSON_NODES", "50")]);
+    let gw = Gateway::start_with(
+        &config(&upstream),
+        &[],
+        &[("SWITCHYARD_MAX_JSON_NODES", "50")],
+    );
     let messages: Vec<Value> = (0..20)
         .map(|_| json!({"role": "user", "content": "x"}))
         .collect();

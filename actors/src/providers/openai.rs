@@ -13,14 +13,13 @@ use serde_json::{Map, Value};
 use crate::config::{EndpointType, OpenAiApiType, OpenAiCompatibleConfig, OpenAiConfig, Provider};
 use crate::error::{ErrorKind, GatewayError};
 use crate::messages::{StreamChunk, Usage};
-use crate::providers::wire_json::{
-    request_body_sized, response_body, unreadable_because,
-};
+use crate::providers::wire_json::{request_body_sized, response_body, unreadable_because};
 use crate::schema::{
-    ChatChoice, ChatChunk, ChatChunkChoice, ChatDelta, ChatResponse, ChatUsage, CompletionsChoice,
-    CompletionsChunk, CompletionsChunkChoice, CompletionsResponse, CompletionsUsage, Embedding,
-    CommonParams, EmbeddingObject, EmbeddingsInput, EmbeddingsResponse, EmbeddingsUsage, Message,
-    ResponseMessage, Tool, ToolCall, ToolCallDelta, ToolChoice, UnifiedRequest,
+    ChatChoice, ChatChunk, ChatChunkChoice, ChatDelta, ChatResponse, ChatUsage, CommonParams,
+    CompletionsChoice, CompletionsChunk, CompletionsChunkChoice, CompletionsResponse,
+    CompletionsUsage, Embedding, EmbeddingObject, EmbeddingsInput, EmbeddingsResponse,
+    EmbeddingsUsage, Message, ResponseMessage, Tool, ToolCall, ToolCallDelta, ToolChoice,
+    UnifiedRequest,
 };
 use crate::sse::SseEvent;
 use crate::upstream::{EventOutcome, UpstreamRequest};
@@ -311,31 +310,40 @@ fn wire_body(request: &UnifiedRequest, model: Option<&str>) -> Result<Vec<u8>, G
     match request {
         UnifiedRequest::Chat(chat) => {
             let (common, stream_options) = wire_common(&chat.common, stream);
-            request_body_sized(&ChatWire {
-                model,
-                common,
-                messages: &chat.messages,
-                tools: chat.tools.as_deref(),
-                tool_choice: chat.tool_choice.as_ref(),
-                extra: chat.extra.without("model"),
-                stream_options,
-            }, capacity)
+            request_body_sized(
+                &ChatWire {
+                    model,
+                    common,
+                    messages: &chat.messages,
+                    tools: chat.tools.as_deref(),
+                    tool_choice: chat.tool_choice.as_ref(),
+                    extra: chat.extra.without("model"),
+                    stream_options,
+                },
+                capacity,
+            )
         }
         UnifiedRequest::Completions(completions) => {
             let (common, stream_options) = wire_common(&completions.common, stream);
-            request_body_sized(&CompletionsWire {
-                model,
-                common,
-                prompt: &completions.prompt,
-                extra: completions.extra.without("model"),
-                stream_options,
-            }, capacity)
+            request_body_sized(
+                &CompletionsWire {
+                    model,
+                    common,
+                    prompt: &completions.prompt,
+                    extra: completions.extra.without("model"),
+                    stream_options,
+                },
+                capacity,
+            )
         }
-        UnifiedRequest::Embeddings(embeddings) => request_body_sized(&EmbeddingsWire {
-            model,
-            input: &embeddings.input,
-            extra: embeddings.extra.without("model"),
-        }, capacity),
+        UnifiedRequest::Embeddings(embeddings) => request_body_sized(
+            &EmbeddingsWire {
+                model,
+                input: &embeddings.input,
+                extra: embeddings.extra.without("model"),
+            },
+            capacity,
+        ),
     }
 }
 
@@ -351,9 +359,7 @@ fn wire_common(common: &CommonParams, stream: bool) -> (CommonParams, Option<Map
     }
     match &mut common.stream_options {
         Some(options) => {
-            options
-                .entry("include_usage")
-                .or_insert(Value::Bool(true));
+            options.entry("include_usage").or_insert(Value::Bool(true));
             (common, None)
         }
         None => {

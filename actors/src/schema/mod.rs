@@ -14,8 +14,8 @@ mod lax;
 mod pyjson;
 mod raw_extras;
 mod request;
-mod scan;
 pub mod response;
+mod scan;
 mod validate;
 mod validate_chat;
 

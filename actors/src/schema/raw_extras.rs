@@ -167,10 +167,7 @@ impl RawExtras {
 impl PartialEq for RawExtras {
     fn eq(&self, other: &Self) -> bool {
         self.entries.len() == other.entries.len()
-            && self
-                .iter()
-                .zip(other.iter())
-                .all(|(a, b)| a == b)
+            && self.iter().zip(other.iter()).all(|(a, b)| a == b)
     }
 }
 

@@ -23,7 +23,6 @@ use crate::error::GatewayError;
 /// `top_k`). pydantic has none; beyond this a value can only be a mistake or an attack.
 const MAX_INT_PARAM: i128 = u32::MAX as i128;
 
-
 impl UnifiedRequest {
     /// Validates a parsed body for an endpoint of type `kind`. On failure the error is a 422 whose
     /// `detail` is the pydantic-style list MLflow would return.
@@ -149,7 +148,9 @@ impl UnifiedRequest {
                 for (slot, original) in layout.iter().zip(&originals) {
                     let (key, value) = match (slot, original) {
                         (Slot::Known(key), _) => (key, obj.get(key).cloned()),
-                        (Slot::Extra(key), _) => (key, extra.get(key).map(parse_checked).transpose()?),
+                        (Slot::Extra(key), _) => {
+                            (key, extra.get(key).map(parse_checked).transpose()?)
+                        }
                         (Slot::Original(key), Some(raw)) => (key, Some(parse_checked(raw.get())?)),
                         (Slot::Original(key), None) => (key, None),
                     };
