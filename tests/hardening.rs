@@ -340,6 +340,12 @@ async fn zeros_bodies_cost_at_most_three_times_their_size(copies: usize) {
     let peak_kib = status_kib(gw.pid(), "VmHWM");
     let rise = peak_kib.saturating_sub(before_kib) * 1024;
     let bound = 3 * (copies * body.len()) as u64;
+    eprintln!(
+        "{copies} body(s) of {} bytes: peak RSS rose by {} KiB ({:.2}x)",
+        body.len(),
+        rise >> 10,
+        rise as f64 / (copies * body.len()) as f64
+    );
     assert!(
         rise <= bound,
         "peak RSS rose by {} MiB for {copies} body(s) of {} MiB (bound {} MiB)",
