@@ -160,6 +160,7 @@ pub async fn run(
     let body_limit = settings.body_limit_bytes;
     let body_timeout = Duration::from_millis(settings.client_body_timeout_ms);
     let send_timeout = SendTimeout(Duration::from_millis(settings.client_send_timeout_ms));
+    let max_json_nodes = settings.max_json_nodes;
     let stream_heartbeat_ms = settings.stream_heartbeat_ms;
     let limits = &settings.rate_limits;
     let limiter = RateLimiter::from_uri(
@@ -193,6 +194,7 @@ pub async fn run(
                 table,
                 body_limit,
                 body_timeout,
+                max_json_nodes,
                 limiter: limiter.clone(),
                 breakers: breakers.clone(),
                 stream_heartbeat: Duration::from_millis(stream_heartbeat_ms),

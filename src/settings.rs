@@ -30,6 +30,11 @@ pub const RESERVED_DESCRIPTORS: u64 = 32;
 
 /// Descriptors each worker holds whatever its load: its runtime's event queues and wakers.
 pub const DESCRIPTORS_PER_WORKER: u64 = 4;
+/// `max_json_nodes` by default: 100,000 values is ~5x a heavy agent request (500 messages with
+/// tool calls and 100 tool schemas is ~20,000), and bounds one body's tree to roughly 10 MB
+/// (~100 bytes a value) whatever its size. OpenAI-size embedding token arrays (300k ids) are read
+/// straight into their type and do not count.
+pub const DEFAULT_MAX_JSON_NODES: usize = 100_000;
 
 /// MLflow's variable for the provider call timeout; we use it as the default total timeout.
 pub const ROUTE_TIMEOUT_ENV: &str = "MLFLOW_GATEWAY_ROUTE_TIMEOUT_SECONDS";
@@ -43,6 +48,10 @@ pub struct Settings {
     pub workers: usize,
     /// Largest request body accepted (bytes); larger gets 413.
     pub body_limit_bytes: usize,
+    /// Most JSON values (objects, arrays, scalars) one request body may have built into a tree;
+    /// more gets 413 before any is built. Unknown top-level keys and an embeddings `input` of an
+    /// exact shape (strings, token ids) are not built, so do not count.
+    pub max_json_nodes: usize,
     /// How long an idle client connection is kept open (seconds).
     pub keep_alive_secs: u64,
     /// Time a client has to send its request head (milliseconds); slow clients get 408.
@@ -169,6 +178,7 @@ impl Default for Settings {
             port: 5000,
             workers: std::thread::available_parallelism().map_or(2, usize::from),
             body_limit_bytes: 16 * 1024 * 1024,
+            max_json_nodes: DEFAULT_MAX_JSON_NODES,
             keep_alive_secs: 75,
             client_request_timeout_ms: 10_000,
             client_body_timeout_ms: 60_000,
@@ -263,6 +273,9 @@ impl Settings {
         }
         if self.body_limit_bytes == 0 {
             return fail("body_limit_bytes must be at least 1");
+        }
+        if self.max_json_nodes == 0 {
+            return fail("max_json_nodes must be at least 1");
         }
         if self.upstream.stream_buffer_chunks == 0 {
             return fail("upstream.stream_buffer_chunks must be at least 1");

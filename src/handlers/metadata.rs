@@ -236,7 +236,7 @@ pub async fn set_limits(
     payload: web::Payload,
     state: web::Data<WorkerState>,
 ) -> HttpResponse {
-    let body = match read_json(&request, payload, state.body_limit).await {
+    let body = match read_json(&request, payload, state.body_limit, state.max_json_nodes).await {
         Ok(body) => body,
         Err(error) => return crate::error::error_response(&error, crate::error::ApiFamily::Mlflow),
     };

@@ -4,9 +4,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use switchyard_actors::config::Provider;
 use switchyard_actors::dispatch::Target;
 use switchyard_actors::error::{ErrorKind, GatewayError};
-use switchyard_actors::schema::UnifiedRequest;
 
-use super::invoke::{failed, invoke, read_json};
+use super::invoke::{failed, invoke, read_request};
 use super::{target_type, WorkerState};
 use crate::error::{not_found, ApiFamily};
 
@@ -41,8 +40,14 @@ pub async fn invocations(
     };
     record.target(&name);
     let outcome = async {
-        let body = read_json(&request, payload, state.body_limit).await?;
-        let unified = UnifiedRequest::validate(target_type(target), body)?;
+        let unified = read_request(
+            &request,
+            payload,
+            state.body_limit,
+            state.max_json_nodes,
+            target_type(target),
+        )
+        .await?;
         // MLflow model serving takes the client's `model` (it forwards it inside `params`).
         let client_model_allowed = match target {
             Target::Endpoint(endpoint) => {

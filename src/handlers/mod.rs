@@ -32,6 +32,8 @@ pub struct WorkerState {
     pub body_limit: usize,
     /// How long a client has to send its whole request body (`read_body` answers 408 after).
     pub body_timeout: std::time::Duration,
+    /// Most JSON values one body may build (`max_json_nodes`).
+    pub max_json_nodes: usize,
     /// Shared by every worker, so limits are exact across them.
     pub limiter: Arc<RateLimiter>,
     /// Shared by every worker, so a failing provider is noticed whichever worker calls it.

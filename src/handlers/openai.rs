@@ -4,9 +4,8 @@ use actix_web::{web, HttpRequest, HttpResponse};
 use serde_json::json;
 use switchyard_actors::config::EndpointType;
 use switchyard_actors::error::{ErrorKind, GatewayError};
-use switchyard_actors::schema::UnifiedRequest;
 
-use super::invoke::{failed, invoke, read_json};
+use super::invoke::{failed, invoke, read_request};
 use super::{target_type, WorkerState};
 use crate::error::ApiFamily;
 
@@ -49,10 +48,10 @@ async fn handle(
     let mut record = state.record(&request);
     let table = state.table();
     let outcome = async {
-        let body = read_json(&request, payload, state.body_limit).await?;
         // The body is validated against the path's schema first (as MLflow does), then `model`
         // picks the target.
-        let mut unified = UnifiedRequest::validate(kind, body)?;
+        let mut unified =
+            read_request(&request, payload, state.body_limit, state.max_json_nodes, kind).await?;
         let Some(name) = unified.take_model() else {
             return Err(GatewayError::new(
                 ErrorKind::Validation,

@@ -1188,3 +1188,170 @@ fn a_slow_second_request_head_on_a_kept_alive_connection_gets_408() {
     let received = String::from_utf8_lossy(&received);
     assert!(received.starts_with("HTTP/1.1 408"), "{received:?}");
 }
+
+
+// ---- JSON bodies: memory per request, the node limit (issue 17, defect 1) ----------------------
+
+/// A field of `/proc/<pid>/status` in KiB (`VmRSS`, `VmHWM`).
+fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in {status}"))
+}
+
+/// The x72 body of the issue: one message, then an unknown key holding an array of zeros, just
+/// under the default 16 MiB limit. Returns the body and the array's exact text.
+fn zeros_body() -> (Vec<u8>, String) {
+    let head = r#"{"messages":[{"role":"user","content":"hi"}],"x":"#;
+    let zeros = (16 * 1024 * 1024 - head.len() - 8) / 2;
+    let mut x = String::with_capacity(zeros * 2 + 2);
+    x.push('[');
+    for i in 0..zeros {
+        x.push_str(if i == 0 { "0" } else { ",0" });
+    }
+    x.push(']');
+    let body = format!("{head}{x}}}").into_bytes();
+    assert!(body.len() <= 16 * 1024 * 1024);
+    (body, x)
+}
+
+fn chat_completion() -> Reply {
+    Reply::json(
+        200,
+        &json!({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
+                "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}),
+    )
+}
+
+/// Sends `copies` of the zeros body at once and checks each reached the upstream with `x` as
+/// sent and got its answer, and that the gateway's peak RSS rose by at most 3x the bodies.
+async fn zeros_bodies_cost_at_most_three_times_their_size(copies: usize) {
+    let upstream = Upstream::start();
+    upstream.set_fallback(chat_completion());
+    let gw = Gateway::start(&config(&upstream));
+    // One small request first, so that what is measured is the body, not first-use set-up.
+    let reply = post_json(&gw.url("/endpoints/chat/invocations"), &chat()).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    upstream.take_requests();
+    let before_kib = status_kib(gw.pid(), "VmRSS");
+    let (body, x) = zeros_body();
+    let url = gw.url("/endpoints/chat/invocations");
+    let replies = futures_util::future::join_all(
+        (0..copies).map(|_| post_raw(&url, Some("application/json"), body.clone())),
+    )
+    .await;
+    for reply in &replies {
+        assert_eq!(reply.status, 200, "{}", reply.text);
+        assert_eq!(reply.json["choices"][0]["message"]["content"], "ok");
+    }
+    let received = upstream.take_requests();
+    assert_eq!(received.len(), copies);
+    for request in &received {
+        let text = request.text();
+        // Byte for byte: the array was never rebuilt.
+        assert!(text.ends_with(&format!(",\"x\":{x}}}")), "x was changed");
+        assert_eq!(
+            request.json()["messages"],
+            json!([{"role": "user", "content": "hi"}])
+        );
+    }
+    let peak_kib = status_kib(gw.pid(), "VmHWM");
+    let rise = peak_kib.saturating_sub(before_kib) * 1024;
+    let bound = 3 * (copies * body.len()) as u64;
+    eprintln!(
+        "{copies} body(s) of {} bytes: peak RSS rose by {} KiB ({:.2}x)",
+        body.len(),
+        rise >> 10,
+        rise as f64 / (copies * body.len()) as f64
+    );
+    assert!(
+        rise <= bound,
+        "peak RSS rose by {} MiB for {copies} body(s) of {} MiB (bound {} MiB)",
+        rise >> 20,
+        body.len() >> 20,
+        bound >> 20
+    );
+}
+
+#[actix_rt::test]
+async fn a_16_mib_body_of_unknown_values_costs_at_most_three_times_its_size() {
+    zeros_bodies_cost_at_most_three_times_their_size(1).await;
+}
+
+#[actix_rt::test]
+async fn three_16_mib_bodies_at_once_cost_at_most_three_times_their_size() {
+    zeros_bodies_cost_at_most_three_times_their_size(3).await;
+}
+
+#[actix_rt::test]
+async fn a_body_over_the_node_limit_gets_a_413_naming_the_setting() {
+    let upstream = Upstream::start();
+    upstream.set_fallback(chat_completion());
+    let gw = Gateway::start(&config(&upstream));
+    // 50,001 messages of 3 values each: ~150,000 values, over the default 100,000, in 1.5 MB.
+    let messages: Vec<Value> = (0..50_001)
+        .map(|_| json!({"role": "user", "content": "x"}))
+        .collect();
+    let message =
+        "The request body has more JSON values than the limit of 100000 (setting `max_json_nodes`).";
+    let reply = post_json(
+        &gw.url("/endpoints/chat/invocations"),
+        &json!({"messages": messages}),
+    )
+    .await;
+    assert_eq!(reply.status, 413, "{}", reply.text);
+    assert_eq!(reply.json, json!({"detail": message}));
+    let reply = post_json(
+        &gw.url("/v1/chat/completions"),
+        &json!({"model": "chat", "messages": messages}),
+    )
+    .await;
+    assert_eq!(reply.status, 413, "{}", reply.text);
+    assert_eq!(
+        reply.json,
+        json!({"error": {"message": message, "type": "invalid_request_error", "param": null, "code": "payload_too_large"}})
+    );
+    // A top-level non-object is counted before it is built for the 422's `input`, too.
+    let zeros = format!("[{}0]", "0,".repeat(100_000));
+    let reply = post_raw(
+        &gw.url("/endpoints/chat/invocations"),
+        Some("application/json"),
+        zeros.into_bytes(),
+    )
+    .await;
+    assert_eq!(reply.status, 413, "{}", reply.text);
+    assert_eq!(upstream.request_count(), 0);
+    // The limit is a setting; an embeddings token array of OpenAI's size does not count.
+    let gw = Gateway::start_with(
+        &config(&upstream),
+        &[],
+        &[("SWITCHYARD_MAX_JSON_NODES", "50")],
+    );
+    let messages: Vec<Value> = (0..20)
+        .map(|_| json!({"role": "user", "content": "x"}))
+        .collect();
+    let reply = post_json(
+        &gw.url("/endpoints/chat/invocations"),
+        &json!({"messages": messages}),
+    )
+    .await;
+    assert_eq!(reply.status, 413, "{}", reply.text);
+    assert!(reply.text.contains("limit of 50 "), "{}", reply.text);
+    upstream.push(Reply::json(
+        200,
+        &json!({"object": "list", "data": [{"object": "embedding", "index": 0, "embedding": [0.5]}],
+                "model": "e", "usage": {"prompt_tokens": 1, "total_tokens": 1}}),
+    ));
+    let tokens: Vec<u32> = (0..300_000).collect();
+    let reply = post_json(
+        &gw.url("/endpoints/embed/invocations"),
+        &json!({"input": tokens}),
+    )
+    .await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    assert_eq!(upstream.only_request().json()["input"], json!(tokens));
+}

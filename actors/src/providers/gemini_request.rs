@@ -75,9 +75,9 @@ pub(super) fn completions_body(
         extra: Map::new(),
     };
     let mut messages = Vec::with_capacity(2);
-    if let Some(Value::String(system)) = request.extra.get("system_prompt") {
+    if let Some(system) = request.extra.get_str("system_prompt") {
         if !system.is_empty() {
-            messages.push(text_message("system", system));
+            messages.push(text_message("system", &system));
         }
     }
     messages.push(text_message("user", &request.prompt));

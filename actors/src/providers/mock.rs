@@ -333,11 +333,7 @@ pub fn embeddings_response(
         })
         .sum();
     // The OpenAI SDK asks for base64 by default: little-endian f32s, as OpenAI encodes them.
-    let base64 = request
-        .extra
-        .get("encoding_format")
-        .and_then(|v| v.as_str())
-        == Some("base64");
+    let base64 = request.extra.get_str("encoding_format").as_deref() == Some("base64");
     let embeddings = items
         .iter()
         .map(|item| {

@@ -121,6 +121,11 @@ impl Wire {
     }
 
     pub fn request(&self, request: &UnifiedRequest) -> Result<UpstreamRequest, GatewayError> {
+        // Only the OpenAI wire writes unknown keys as the client's text; the others rework the
+        // payload as a tree, which must fit what is left of the body's node limit.
+        if !matches!(self, Wire::OpenAi(_)) {
+            request.check_tree_room()?;
+        }
         match self {
             Wire::OpenAi(wire) => wire.request(request),
             Wire::Tgi(wire) => wire.request(request),

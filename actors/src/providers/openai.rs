@@ -7,19 +7,18 @@
 //! extras, the `provider` field).
 
 use bytes::Bytes;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::config::{EndpointType, OpenAiApiType, OpenAiCompatibleConfig, OpenAiConfig, Provider};
 use crate::error::{ErrorKind, GatewayError};
 use crate::messages::{StreamChunk, Usage};
-use crate::providers::wire_json::{
-    request_body, request_object, response_body, unreadable_because,
-};
+use crate::providers::wire_json::{request_body_sized, response_body, unreadable_because};
 use crate::schema::{
-    ChatChoice, ChatChunk, ChatChunkChoice, ChatDelta, ChatResponse, ChatUsage, CompletionsChoice,
-    CompletionsChunk, CompletionsChunkChoice, CompletionsResponse, CompletionsUsage, Embedding,
-    EmbeddingObject, EmbeddingsResponse, EmbeddingsUsage, ResponseMessage, ToolCall, ToolCallDelta,
+    ChatChoice, ChatChunk, ChatChunkChoice, ChatDelta, ChatResponse, ChatUsage, CommonParams,
+    CompletionsChoice, CompletionsChunk, CompletionsChunkChoice, CompletionsResponse,
+    CompletionsUsage, Embedding, EmbeddingObject, EmbeddingsInput, EmbeddingsResponse,
+    EmbeddingsUsage, Message, ResponseMessage, Tool, ToolCall, ToolCallDelta, ToolChoice,
     UnifiedRequest,
 };
 use crate::sse::SseEvent;
@@ -82,17 +81,14 @@ impl OpenAiWire {
             EndpointType::Completions => "completions",
             EndpointType::Embeddings => "embeddings",
         };
-        let payload = request_object(request)?;
         let (url, headers, send_model) = match &self.target {
             Target::OpenAi(config) => openai_target(config, path),
             Target::Compatible(config) => compatible_target(config, self.provider, path),
         };
         let body = wire_body(
-            payload,
+            request,
             send_model.then_some(self.model.as_deref()).flatten(),
-            request.is_stream(),
-        );
-        let body = request_body(&body)?;
+        )?;
         Ok(UpstreamRequest { url, headers, body })
     }
 
@@ -299,32 +295,118 @@ fn encode_query_value(value: &str) -> String {
         .collect()
 }
 
-/// The upstream body: `model` first (when the target names it), then the unified payload; a
-/// stream asks for usage in its last chunk unless the client said otherwise.
-fn wire_body(payload: Map<String, Value>, model: Option<&str>, stream: bool) -> Map<String, Value> {
-    let mut body = Map::with_capacity(payload.len() + 1);
-    if let Some(model) = model {
-        body.insert("model".to_owned(), Value::String(model.to_owned()));
-    }
-    for (key, value) in payload {
-        if key == "model" {
-            continue;
+/// The request as OpenAI's body, written in one pass without a tree: the configured model first
+/// (the client's `model` never), the unified fields in MLflow's order, unknown keys as the
+/// client's JSON text, and for a stream `stream_options.include_usage: true` unless the client
+/// set it (appended last when the client sent no `stream_options`, as a dict insert would).
+fn wire_body(request: &UnifiedRequest, model: Option<&str>) -> Result<Vec<u8>, GatewayError> {
+    let stream = request.is_stream();
+    // The upstream body is the client's, give or take `model`: sized once from it.
+    let capacity = match request {
+        UnifiedRequest::Chat(r) => r.extra.body_len(),
+        UnifiedRequest::Completions(r) => r.extra.body_len(),
+        UnifiedRequest::Embeddings(r) => r.extra.body_len(),
+    } + 256;
+    match request {
+        UnifiedRequest::Chat(chat) => {
+            let (common, stream_options) = wire_common(&chat.common, stream);
+            request_body_sized(
+                &ChatWire {
+                    model,
+                    common,
+                    messages: &chat.messages,
+                    tools: chat.tools.as_deref(),
+                    tool_choice: chat.tool_choice.as_ref(),
+                    extra: chat.extra.without("model"),
+                    stream_options,
+                },
+                capacity,
+            )
         }
-        body.insert(key, value);
+        UnifiedRequest::Completions(completions) => {
+            let (common, stream_options) = wire_common(&completions.common, stream);
+            request_body_sized(
+                &CompletionsWire {
+                    model,
+                    common,
+                    prompt: &completions.prompt,
+                    extra: completions.extra.without("model"),
+                    stream_options,
+                },
+                capacity,
+            )
+        }
+        UnifiedRequest::Embeddings(embeddings) => request_body_sized(
+            &EmbeddingsWire {
+                model,
+                input: &embeddings.input,
+                extra: embeddings.extra.without("model"),
+            },
+            capacity,
+        ),
     }
-    if stream {
-        match body.get_mut("stream_options") {
-            Some(Value::Object(options)) => {
-                options.entry("include_usage").or_insert(Value::Bool(true));
-            }
-            _ => {
-                let mut options = Map::new();
-                options.insert("include_usage".to_owned(), Value::Bool(true));
-                body.insert("stream_options".to_owned(), Value::Object(options));
-            }
+}
+
+/// The common parameters without `model`, with `include_usage` added for a stream; the second
+/// value is the `stream_options` to append when the client sent none.
+fn wire_common(common: &CommonParams, stream: bool) -> (CommonParams, Option<Map<String, Value>>) {
+    let mut common = CommonParams {
+        model: None,
+        ..common.clone()
+    };
+    if !stream {
+        return (common, None);
+    }
+    match &mut common.stream_options {
+        Some(options) => {
+            options.entry("include_usage").or_insert(Value::Bool(true));
+            (common, None)
+        }
+        None => {
+            let mut options = Map::new();
+            options.insert("include_usage".to_owned(), Value::Bool(true));
+            (common, Some(options))
         }
     }
-    body
+}
+
+#[derive(Serialize)]
+struct ChatWire<'a, E: Serialize> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
+    #[serde(flatten)]
+    common: CommonParams,
+    messages: &'a [Message],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tools: Option<&'a [Tool]>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tool_choice: Option<&'a ToolChoice>,
+    #[serde(flatten)]
+    extra: E,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<Map<String, Value>>,
+}
+
+#[derive(Serialize)]
+struct CompletionsWire<'a, E: Serialize> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
+    #[serde(flatten)]
+    common: CommonParams,
+    prompt: &'a str,
+    #[serde(flatten)]
+    extra: E,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    stream_options: Option<Map<String, Value>>,
+}
+
+#[derive(Serialize)]
+struct EmbeddingsWire<'a, E: Serialize> {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    model: Option<&'a str>,
+    input: &'a EmbeddingsInput,
+    #[serde(flatten)]
+    extra: E,
 }
 
 #[derive(Deserialize)]

@@ -30,6 +30,17 @@ pub(crate) fn request_body<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, 
     serde_json::to_vec(value).map_err(|_| request_not_serialisable())
 }
 
+/// [`request_body`] into a buffer of `capacity` bytes from the start, for a body whose size is
+/// known in advance (a doubling buffer briefly holds the old copy and the new one).
+pub(crate) fn request_body_sized<T: Serialize + ?Sized>(
+    value: &T,
+    capacity: usize,
+) -> Result<Vec<u8>, GatewayError> {
+    let mut body = Vec::with_capacity(capacity);
+    serde_json::to_writer(&mut body, value).map_err(|_| request_not_serialisable())?;
+    Ok(body)
+}
+
 /// The 500 for a request part that would not serialise (only reachable through a bug of ours).
 pub(crate) fn request_not_serialisable() -> GatewayError {
     GatewayError::internal("the request could not be serialised")

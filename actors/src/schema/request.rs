@@ -13,6 +13,7 @@ use serde::{Serialize, Serializer};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
 
+use super::raw_extras::RawExtras;
 use super::response::ToolCall;
 use crate::config::EndpointType;
 
@@ -110,10 +111,10 @@ pub struct ChatRequest {
     pub tools: Option<Vec<Tool>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice>,
-    /// Unknown top-level keys, forwarded in the client's order (nulls dropped).
+    /// Unknown top-level keys, forwarded in the client's order (nulls dropped) as their JSON text.
     #[serde(flatten)]
     #[schema(value_type = Object)]
-    pub extra: Map<String, Value>,
+    pub extra: RawExtras,
 }
 
 /// A completions request.
@@ -124,7 +125,7 @@ pub struct CompletionsRequest {
     pub prompt: String,
     #[serde(flatten)]
     #[schema(value_type = Object)]
-    pub extra: Map<String, Value>,
+    pub extra: RawExtras,
 }
 
 /// An embeddings request. Everything but `input` (including `model`, `stream`,
@@ -134,7 +135,7 @@ pub struct EmbeddingsRequest {
     pub input: EmbeddingsInput,
     #[serde(flatten)]
     #[schema(value_type = Object)]
-    pub extra: Map<String, Value>,
+    pub extra: RawExtras,
 }
 
 /// `input`: a string, strings, token ids, or batches of token ids.
@@ -358,12 +359,22 @@ impl UnifiedRequest {
         }
     }
 
-    /// The body's `model`, when it is a string (on embeddings it is an unvalidated extra key).
-    pub fn model(&self) -> Option<&str> {
+    /// Ok when the unknown keys may be built into a tree within the body's node limit (see
+    /// [`RawExtras::check_tree_room`]), for providers that rework the payload as a tree.
+    pub fn check_tree_room(&self) -> Result<(), crate::error::GatewayError> {
         match self {
-            Self::Chat(r) => r.common.model.as_deref(),
-            Self::Completions(r) => r.common.model.as_deref(),
-            Self::Embeddings(r) => r.extra.get("model").and_then(Value::as_str),
+            Self::Chat(r) => r.extra.check_tree_room(),
+            Self::Completions(r) => r.extra.check_tree_room(),
+            Self::Embeddings(r) => r.extra.check_tree_room(),
+        }
+    }
+
+    /// The body's `model`, when it is a string (on embeddings it is an unvalidated extra key).
+    pub fn model(&self) -> Option<String> {
+        match self {
+            Self::Chat(r) => r.common.model.clone(),
+            Self::Completions(r) => r.common.model.clone(),
+            Self::Embeddings(r) => r.extra.get_str("model"),
         }
     }
 
@@ -371,7 +382,8 @@ impl UnifiedRequest {
     /// refuse (an embeddings `model` is not type-checked, so `model()` alone would miss `1`).
     pub fn has_model(&self) -> bool {
         match self {
-            Self::Embeddings(r) => r.extra.get("model").is_some_and(|m| !m.is_null()),
+            // Null extras were dropped, so any `model` left is a non-null one.
+            Self::Embeddings(r) => r.extra.get("model").is_some(),
             _ => self.model().is_some(),
         }
     }
@@ -382,10 +394,10 @@ impl UnifiedRequest {
         match self {
             Self::Chat(r) => r.common.model.take(),
             Self::Completions(r) => r.common.model.take(),
-            Self::Embeddings(r) => match r.extra.shift_remove("model") {
-                Some(Value::String(model)) => Some(model),
-                _ => None,
-            },
+            Self::Embeddings(r) => r
+                .extra
+                .remove("model")
+                .and_then(|raw| serde_json::from_str::<String>(&raw).ok()),
         }
     }
 }

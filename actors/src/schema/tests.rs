@@ -175,7 +175,7 @@ fn stream_and_model_accessors() {
     );
     assert_eq!(chat.endpoint_type(), EndpointType::Chat);
     assert!(chat.is_stream());
-    assert_eq!(chat.model(), Some("m"));
+    assert_eq!(chat.model().as_deref(), Some("m"));
     assert!(chat.has_model());
 
     let mut comp = validate(
@@ -199,7 +199,7 @@ fn stream_and_model_accessors() {
     );
     assert_eq!(emb.endpoint_type(), EndpointType::Embeddings);
     assert!(!emb.is_stream());
-    assert_eq!(emb.model(), Some("e"));
+    assert_eq!(emb.model().as_deref(), Some("e"));
     assert_eq!(emb.take_model().as_deref(), Some("e"));
     assert_eq!(
         serde_json::to_string(&emb).ok().as_deref(),
@@ -259,4 +259,35 @@ fn openapi_schemas_build() {
         let text = serde_json::to_string(&schema).expect("schema serialises");
         assert!(text.len() > 2);
     }
+}
+
+#[test]
+fn unknown_keys_stay_text_and_count_only_when_a_provider_builds_them() {
+    let body = bytes::Bytes::from_static(
+        br#"{"messages":[{"role":"user","content":"hi"}],"x":[0, 0,0],"y":{"a":null,"b":1},"z":null}"#,
+    );
+    let object = super::parse_request_body(Some("application/json"), &body, 10).unwrap();
+    let request = UnifiedRequest::from_body(EndpointType::Chat, object).unwrap();
+    // The array is forwarded as sent; the object is rebuilt without its null; `z` is dropped.
+    let text = serde_json::to_string(&request).unwrap();
+    assert!(text.ends_with(r#""x":[0, 0,0],"y":{"b":1}}"#), "{text}");
+    // 8 of the 10 values were built (the object, the messages, `y`), so a provider that would
+    // build `x` and `y` too (6 more) is refused.
+    assert_eq!(request.check_tree_room().unwrap_err().status, 413);
+    let object = super::parse_request_body(Some("application/json"), &body, 9).unwrap();
+    assert_eq!(
+        UnifiedRequest::from_body(EndpointType::Chat, object)
+            .unwrap()
+            .check_tree_room()
+            .unwrap_err()
+            .status,
+        413
+    );
+    let object = super::parse_request_body(Some("application/json"), &body, 7).unwrap();
+    assert_eq!(
+        UnifiedRequest::from_body(EndpointType::Chat, object)
+            .unwrap_err()
+            .status,
+        413
+    );
 }

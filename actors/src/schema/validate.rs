@@ -8,8 +8,9 @@
 
 use serde_json::{json, Map, Value};
 
-use super::body::{not_an_object, unprocessable};
+use super::body::{not_an_object, too_many_nodes, unprocessable, BodyObject};
 use super::lax::{self, Errors, Issue, Loc};
+use super::raw_extras::{RawExtras, RawText};
 use super::request::{
     ChatRequest, CommonParams, CompletionsRequest, EmbeddingsInput, EmbeddingsRequest,
     JsonSchemaSpec, ResponseFormat, ResponseFormatKind, UnifiedRequest,
@@ -22,7 +23,175 @@ use crate::error::GatewayError;
 /// `top_k`). pydantic has none; beyond this a value can only be a mistake or an attack.
 const MAX_INT_PARAM: i128 = u32::MAX as i128;
 
-const COMMON_KEYS: [&str; 13] = [
+impl UnifiedRequest {
+    /// Validates a parsed body for an endpoint of type `kind`. On failure the error is a 422 whose
+    /// `detail` is the pydantic-style list MLflow would return.
+    pub fn validate(kind: EndpointType, body: Value) -> Result<UnifiedRequest, GatewayError> {
+        let Value::Object(obj) = body else {
+            return Err(not_an_object(body));
+        };
+        Self::from_body(kind, BodyObject::from_map(obj)?)
+    }
+
+    /// Validates a body read by [`parse_request_body`](super::parse_request_body): only the
+    /// members the endpoint type knows are built into a tree (all of them counted against the
+    /// body's node limit before any is built); unknown ones stay text in `extra`.
+    pub fn from_body(kind: EndpointType, body: BodyObject) -> Result<UnifiedRequest, GatewayError> {
+        let BodyObject {
+            members,
+            max_nodes,
+            body_len,
+        } = body;
+        let known_keys: &[&str] = match kind {
+            EndpointType::Chat => &CHAT_REQUEST_KEYS,
+            EndpointType::Completions => &COMPLETIONS_REQUEST_KEYS,
+            EndpointType::Embeddings => &["input"],
+        };
+        // Where each member went, in the client's order, to rebuild the whole body for an error
+        // that echoes it; extras that were changed (nulls) keep their original text here.
+        let mut layout = Vec::with_capacity(members.len());
+        // Embeddings `input` in one of its exact shapes is read straight into its type: a token
+        // array of OpenAI's size (300k ids) would otherwise be 300k tree nodes.
+        let mut direct_input = None;
+        let mut obj = Map::new();
+        let mut plain_extras = Vec::new();
+        let mut texts = Vec::new();
+        // The object itself is one node; `all` also counts what stays text.
+        let mut built = 1usize;
+        let mut all = 1usize;
+        for member in members {
+            all = all.saturating_add(member.counts.nodes);
+            if known_keys.contains(&member.key.as_str()) {
+                if kind == EndpointType::Embeddings {
+                    if let Some(input) = exact_embeddings_input(member.raw.get()) {
+                        direct_input = Some(input);
+                        continue;
+                    }
+                }
+                built = built.saturating_add(member.counts.nodes);
+                layout.push(Slot::Known(member.key.clone()));
+                obj.insert(member.key, Value::Null);
+                plain_extras.push(None);
+                texts.push(Some(member.raw));
+            } else if member.counts.nulls == 0 {
+                layout.push(Slot::Extra(member.key.clone()));
+                plain_extras.push(Some((member.key, member.raw, member.counts.nodes)));
+                texts.push(None);
+            } else {
+                // A null extra is dropped and one with nulls inside is built to drop them, as
+                // MLflow's encoder does.
+                if member.raw.get() != "null" {
+                    built = built.saturating_add(member.counts.nodes);
+                }
+                layout.push(Slot::Original(member.key.clone()));
+                plain_extras.push(None);
+                texts.push(Some(member.raw));
+            }
+        }
+        if built > max_nodes {
+            return Err(too_many_nodes(max_nodes));
+        }
+        // Build the known members and the cleaned extras, now that they are known to fit.
+        let mut extra = RawExtras::with_room(max_nodes, max_nodes - built, body_len);
+        for ((slot, plain), original) in layout.iter().zip(plain_extras).zip(&texts) {
+            match (slot, plain, original) {
+                (Slot::Known(key), _, Some(raw)) => {
+                    obj.insert(key.clone(), parse_checked(raw.get())?);
+                }
+                (Slot::Extra(_), Some((key, raw, nodes)), _) => extra.push(key, raw, nodes),
+                (Slot::Original(key), _, Some(raw)) if raw.get() != "null" => {
+                    let stripped = lax::strip_nulls(&parse_checked(raw.get())?);
+                    let nodes = scan_nodes(&stripped);
+                    let raw = serde_json::value::to_raw_value(&stripped).map_err(|_| {
+                        GatewayError::internal("a request value could not be serialised")
+                    })?;
+                    extra.push(key.clone(), RawText::Owned(raw), nodes);
+                }
+                _ => {}
+            }
+        }
+        // Known members' text is no longer needed; changed extras' originals are kept for errors.
+        let originals: Vec<Option<RawText>> = layout
+            .iter()
+            .zip(texts)
+            .map(|(slot, raw)| match slot {
+                Slot::Original(_) => raw,
+                _ => None,
+            })
+            .collect();
+        if let Some(input) = direct_input {
+            return Ok(Self::Embeddings(EmbeddingsRequest { input, extra }));
+        }
+        let loc = Loc::body();
+        let mut errs = Errors::default();
+        let request = match kind {
+            EndpointType::Chat => chat(&mut errs, &loc, &obj).map(Self::Chat),
+            EndpointType::Completions => completions(&mut errs, &loc, &obj).map(Self::Completions),
+            EndpointType::Embeddings => embeddings(&mut errs, &loc, &obj).map(Self::Embeddings),
+        };
+        match request {
+            Some(mut request) if errs.0.is_empty() => {
+                match &mut request {
+                    Self::Chat(r) => r.extra = extra,
+                    Self::Completions(r) => r.extra = extra,
+                    Self::Embeddings(r) => r.extra = extra,
+                }
+                Ok(request)
+            }
+            _ if errs.0.iter().any(is_top_level_missing) => {
+                // A top-level `missing` item echoes the whole body as its input, extras included:
+                // build all of it (within the limit) for MLflow's exact answer.
+                if all > max_nodes {
+                    return Err(too_many_nodes(max_nodes));
+                }
+                let mut whole = Map::with_capacity(layout.len());
+                for (slot, original) in layout.iter().zip(&originals) {
+                    let (key, value) = match (slot, original) {
+                        (Slot::Known(key), _) => (key, obj.get(key).cloned()),
+                        (Slot::Extra(key), _) => {
+                            (key, extra.get(key).map(parse_checked).transpose()?)
+                        }
+                        (Slot::Original(key), Some(raw)) => (key, Some(parse_checked(raw.get())?)),
+                        (Slot::Original(key), None) => (key, None),
+                    };
+                    if let Some(value) = value {
+                        whole.insert(key.clone(), value);
+                    }
+                }
+                let mut errs = Errors::default();
+                match kind {
+                    EndpointType::Chat => drop(chat(&mut errs, &loc, &whole)),
+                    EndpointType::Completions => drop(completions(&mut errs, &loc, &whole)),
+                    EndpointType::Embeddings => drop(embeddings(&mut errs, &loc, &whole)),
+                }
+                Err(unprocessable(errs.0))
+            }
+            _ => Err(unprocessable(errs.0)),
+        }
+    }
+}
+
+/// Where a body member went during validation.
+enum Slot {
+    /// Built into the tree the validators read.
+    Known(String),
+    /// Kept as sent in `extra`.
+    Extra(String),
+    /// Null, or with nulls inside: dropped or cleaned, its original text kept for errors.
+    Original(String),
+}
+
+/// Values in a tree (for an extra rebuilt without its nulls).
+fn scan_nodes(value: &Value) -> usize {
+    match value {
+        Value::Array(items) => 1 + items.iter().map(scan_nodes).sum::<usize>(),
+        Value::Object(map) => 1 + map.values().map(scan_nodes).sum::<usize>(),
+        _ => 1,
+    }
+}
+
+/// Every key the chat and completions validators read at the top level.
+const CHAT_REQUEST_KEYS: [&str; 16] = [
     "n",
     "stop",
     "max_tokens",
@@ -36,28 +205,54 @@ const COMMON_KEYS: [&str; 13] = [
     "presence_penalty",
     "frequency_penalty",
     "top_k",
+    "messages",
+    "tools",
+    "tool_choice",
 ];
-const CHAT_KEYS: [&str; 3] = ["messages", "tools", "tool_choice"];
+const COMPLETIONS_REQUEST_KEYS: [&str; 14] = [
+    "n",
+    "stop",
+    "max_tokens",
+    "max_completion_tokens",
+    "stream",
+    "stream_options",
+    "model",
+    "response_format",
+    "temperature",
+    "top_p",
+    "presence_penalty",
+    "frequency_penalty",
+    "top_k",
+    "prompt",
+];
 
-impl UnifiedRequest {
-    /// Validates a parsed body for an endpoint of type `kind`. On failure the error is a 422 whose
-    /// `detail` is the pydantic-style list MLflow would return.
-    pub fn validate(kind: EndpointType, body: Value) -> Result<UnifiedRequest, GatewayError> {
-        let Value::Object(obj) = body else {
-            return Err(not_an_object(body));
-        };
-        let loc = Loc::body();
-        let mut errs = Errors::default();
-        let request = match kind {
-            EndpointType::Chat => chat(&mut errs, &loc, &obj).map(Self::Chat),
-            EndpointType::Completions => completions(&mut errs, &loc, &obj).map(Self::Completions),
-            EndpointType::Embeddings => embeddings(&mut errs, &loc, &obj).map(Self::Embeddings),
-        };
-        match request {
-            Some(request) if errs.0.is_empty() => Ok(request),
-            _ => Err(unprocessable(errs.0)),
-        }
+/// A member's text as a tree; it was checked when the body was read, so failing is a bug here.
+fn parse_checked(raw: &str) -> Result<Value, GatewayError> {
+    serde_json::from_str(raw)
+        .map_err(|_| GatewayError::internal("a checked request value did not parse"))
+}
+
+/// `missing` at `["body", key]`: the item whose input is the whole body.
+fn is_top_level_missing(item: &Value) -> bool {
+    item["type"] == "missing" && item["loc"].as_array().is_some_and(|loc| loc.len() == 2)
+}
+
+/// `input` when it is exactly a string, strings, token ids or batches of token ids, tried in
+/// that order as [`embeddings_input`] tries them on a tree (the same parser decides what is an
+/// integer, so `1.0` or `-0` fall to the lax path in both).
+fn exact_embeddings_input(raw: &str) -> Option<EmbeddingsInput> {
+    if let Ok(text) = serde_json::from_str(raw) {
+        return Some(EmbeddingsInput::Text(text));
     }
+    if let Ok(texts) = serde_json::from_str(raw) {
+        return Some(EmbeddingsInput::Texts(texts));
+    }
+    if let Ok(tokens) = serde_json::from_str(raw) {
+        return Some(EmbeddingsInput::Tokens(tokens));
+    }
+    serde_json::from_str(raw)
+        .ok()
+        .map(EmbeddingsInput::TokenBatches)
 }
 
 // ---- field helpers -------------------------------------------------------------------------
@@ -210,13 +405,12 @@ fn chat(errs: &mut Errors, loc: &Loc<'_>, obj: &Map<String, Value>) -> Option<Ch
         list_of(errs, loc, v, tool)
     });
     let tool_choice = optional(errs, loc, obj, "tool_choice", tool_choice);
-    let known: Vec<&str> = COMMON_KEYS.iter().chain(&CHAT_KEYS).copied().collect();
     Some(ChatRequest {
         common: common?,
         messages: messages?,
         tools: tools?,
         tool_choice: tool_choice?,
-        extra: extras(obj, &known),
+        extra: RawExtras::default(),
     })
 }
 
@@ -227,11 +421,10 @@ fn completions(
 ) -> Option<CompletionsRequest> {
     let common = common(errs, loc, obj);
     let prompt = required(errs, loc, obj, "prompt", string);
-    let known: Vec<&str> = COMMON_KEYS.iter().chain(&["prompt"]).copied().collect();
     Some(CompletionsRequest {
         common: common?,
         prompt: prompt?,
-        extra: extras(obj, &known),
+        extra: RawExtras::default(),
     })
 }
 
@@ -243,7 +436,7 @@ fn embeddings(
     let input = required(errs, loc, obj, "input", embeddings_input)?;
     Some(EmbeddingsRequest {
         input,
-        extra: extras(obj, &["input"]),
+        extra: RawExtras::default(),
     })
 }
 

@@ -37,8 +37,6 @@ pub struct Recorded {
     /// Header names lowercased, values as sent, in arrival order.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-    /// Which accepted connection (0-based) carried the request.
-    pub connection: usize,
 }
 
 impl Recorded {
@@ -285,11 +283,6 @@ impl Upstream {
         *self.shared.fallback.lock().unwrap() = reply;
     }
 
-    /// Scripted replies not yet used.
-    pub fn pending(&self) -> usize {
-        self.shared.script.lock().unwrap().len()
-    }
-
     pub fn requests(&self) -> Vec<Recorded> {
         self.shared.requests.lock().unwrap().clone()
     }
@@ -370,9 +363,9 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
     while !shared.stop.load(Ordering::SeqCst) {
         match listener.accept() {
             Ok((stream, _)) => {
-                let id = shared.connections.fetch_add(1, Ordering::SeqCst);
+                shared.connections.fetch_add(1, Ordering::SeqCst);
                 let shared = shared.clone();
-                std::thread::spawn(move || serve(stream, shared, id));
+                std::thread::spawn(move || serve(stream, shared));
             }
             Err(e) if e.kind() == ErrorKind::WouldBlock => std::thread::sleep(POLL),
             Err(_) => std::thread::sleep(POLL),
@@ -389,13 +382,13 @@ enum Outcome {
     Aborted,
 }
 
-fn serve(mut stream: TcpStream, shared: Arc<Shared>, id: usize) {
+fn serve(mut stream: TcpStream, shared: Arc<Shared>) {
     let _ = stream.set_nonblocking(false);
     let _ = stream.set_nodelay(true);
     let _ = stream.set_read_timeout(Some(POLL));
     let mut buffer = Vec::new();
     loop {
-        let Some(request) = read_request(&mut stream, &mut buffer, &shared, id) else {
+        let Some(request) = read_request(&mut stream, &mut buffer, &shared) else {
             return;
         };
         let close_after = request
@@ -471,7 +464,6 @@ fn read_request(
     stream: &mut TcpStream,
     buffer: &mut Vec<u8>,
     shared: &Shared,
-    connection: usize,
 ) -> Option<Recorded> {
     let head_end = loop {
         if let Some(i) = find(buffer, b"\r\n\r\n") {
@@ -519,7 +511,6 @@ fn read_request(
         query,
         headers,
         body,
-        connection,
     })
 }
 
