@@ -22,6 +22,9 @@
 //! - `--gateway-env KEY=VALUE`: an extra environment variable for the gateway only (repeatable),
 //!   e.g. `SWITCHYARD_LOG__LEVEL=info` to include request logging, or an `LD_PRELOAD` allocator.
 
+// A benchmark: a failed unwrap ends the run with the reason, which is what it should do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "load/client.rs"]
 mod client;
 #[path = "load/mock.rs"]

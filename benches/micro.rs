@@ -10,6 +10,9 @@
 //! - `limiter/*`: the shared in-memory rate limiter (`MemoryStore`, a sharded map) against a
 //!   naive `Mutex<HashMap>` of windows, single-threaded and with two threads hitting it.
 
+// A benchmark: a failed unwrap ends the run with the reason, which is what it should do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::hint::black_box;
 use std::sync::Arc;
 use std::time::Duration;

@@ -29,6 +29,9 @@
 //! counts as unexpected), `--slow-clients N` (default 0: N connections at a time send their body
 //! a byte a second, and each must get 408 from a 2 s body timeout; see [`slow`]).
 
+// A benchmark: a failed unwrap ends the run with the reason, which is what it should do.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 #[path = "soak/config.rs"]
 mod config;
 #[path = "soak/faults.rs"]

@@ -2,6 +2,9 @@
 //! why it refuses it) as one JSON line: `{"file", "tree"}` or `{"file", "error"}`. Used by
 //! `fuzz/pyyaml_differential.py` to compare with PyYAML.
 
+// A developer's tool: a failed unwrap ends it with the reason.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::io::Write;
 
 fn main() -> std::io::Result<()> {

@@ -1,7 +1,6 @@
 //! The command line: `validate` reports every problem with its path, `start` refuses an invalid
 //! file or a missing key variable before listening, and starts quickly on a good one.
 
-
 use std::process::Command;
 use std::time::Instant;
 

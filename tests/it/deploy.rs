@@ -12,15 +12,14 @@
 //!
 //! Every server is killed when its guard drops; every wait is bounded.
 
-
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use base64::Engine as _;
 use crate::common::upstream::{Reply, Upstream};
 use crate::common::*;
+use base64::Engine as _;
 use futures_util::StreamExt;
 use serde_json::{json, Value};
 

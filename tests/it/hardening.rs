@@ -3,7 +3,6 @@
 //! (nothing reaches the upstream), and a config file that disappears or whose directory is
 //! replaced — the last good config keeps serving throughout.
 
-
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
@@ -1189,7 +1188,6 @@ fn a_slow_second_request_head_on_a_kept_alive_connection_gets_408() {
     let received = String::from_utf8_lossy(&received);
     assert!(received.starts_with("HTTP/1.1 408"), "{received:?}");
 }
-
 
 // ---- JSON bodies: memory per request, the node limit (issue 17, defect 1) ----------------------
 

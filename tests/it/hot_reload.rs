@@ -2,7 +2,6 @@
 //! edit keeps the old config; editor-style atomic renames, Kubernetes-style symlink swaps and
 //! SIGHUP all work; and streams running during five reloads all complete.
 
-
 use std::os::unix::fs::symlink;
 use std::time::Duration;
 

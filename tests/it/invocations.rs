@@ -1,7 +1,6 @@
 //! Invocations through the built-in mock provider on every path (MLflow's `/endpoints` and
 //! `/gateway`, OpenAI's `/v1`), JSON and streaming, with the errors each family expects.
 
-
 use std::time::Duration;
 
 use crate::common::*;

@@ -3,8 +3,11 @@
 //! instead of one per file links the test harness once, and shares [`common`] without
 //! `dead_code` allowances. Run one suite with `cargo nextest run --test it SUITE::`.
 
-mod common;
+// A test crate: a failed unwrap or assertion is how a test fails.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 mod cli;
+mod common;
 mod connection_buffers;
 mod deploy;
 mod hardening;

@@ -1,7 +1,6 @@
 //! The read-only HTTP surface: endpoint list/get with MLflow's paging, legacy and 3.0 views,
 //! limits stubs, JSON 404/405, trailing-slash redirects, docs and OpenAPI, and no secrets anywhere.
 
-
 use crate::common::*;
 use serde_json::json;
 

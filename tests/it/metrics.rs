@@ -2,7 +2,6 @@
 //! counter values, no secret or client address in any label; request ids taken or generated and
 //! echoed; one access-log line per request.
 
-
 use std::time::Duration;
 
 use crate::common::upstream::{Reply, Upstream};

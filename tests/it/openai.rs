@@ -5,12 +5,11 @@
 //! on MLflow's paths and on `/v1`. Every test also checks that the API key (`sk-canary-...`) and
 //! the upstream address appear in no response and no gateway log line.
 
-
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use crate::common::upstream::{closed_port, sse_event, End, Recorded, Reply as Script, Upstream};
 use crate::common::*;
+use bytes::Bytes;
 use futures_util::StreamExt;
 use serde_json::{json, Map, Value};
 

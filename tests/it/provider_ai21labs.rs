@@ -3,7 +3,6 @@
 //! the translated response, the refusals (AI21's own parameter names, chat, embeddings, streams)
 //! and AI21's error bodies; the key appears in no response and no log line.
 
-
 use crate::common::upstream::{Reply as Script, Upstream};
 use crate::common::*;
 use serde_json::{json, Value};

@@ -6,7 +6,6 @@
 //! upstream errors, and a stream failing or cut mid-way. The key appears in no response and no
 //! log line.
 
-
 use crate::common::upstream::{End, Reply as Script, Upstream};
 use crate::common::*;
 use serde_json::{json, Value};

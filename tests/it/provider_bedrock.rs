@@ -11,9 +11,9 @@ mod role;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use aws::{event, event_message, verify_sigv4, Expect};
 use crate::common::upstream::{Recorded, Reply as Script, Upstream};
 use crate::common::*;
+use aws::{event, event_message, verify_sigv4, Expect};
 use serde_json::{json, Value};
 
 const ACCESS_KEY: &str = "AKIDSTATICEXAMPLE";

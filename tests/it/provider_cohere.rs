@@ -4,7 +4,6 @@
 //! MLflow's paths and on `/v1`; MLflow's rename rules with their 422s and 400s; Cohere's
 //! `{"message"}` error bodies. The key never reaches a response or a log line.
 
-
 use crate::common::upstream::{Recorded, Reply as Script, Upstream};
 use crate::common::*;
 use serde_json::{json, Value};
@@ -38,7 +37,9 @@ fn fixture(name: &str) -> &'static str {
         "chat_stream" => include_str!("../fixtures/cohere/chat_stream.jsonl"),
         "generate_stream" => include_str!("../fixtures/cohere/generate_stream.jsonl"),
         "error_unauthorized" => include_str!("../fixtures/cohere/error_unauthorized.json"),
-        "error_too_many_requests" => include_str!("../fixtures/cohere/error_too_many_requests.json"),
+        "error_too_many_requests" => {
+            include_str!("../fixtures/cohere/error_too_many_requests.json")
+        }
         other => panic!("no fixture {other}"),
     }
 }

@@ -3,7 +3,6 @@
 //! Catalog names to `/ai-gateway/mlflow/v1/...`; reasoning answers keep their text; chat,
 //! embeddings and chat streaming work; completions and a config without host or token are 501.
 
-
 use crate::common::upstream::{Reply as Script, Upstream};
 use crate::common::*;
 use serde_json::{json, Value};
@@ -71,7 +70,9 @@ fn fixture(name: &str) -> Value {
         "chat_reasoning_response" => {
             include_str!("../fixtures/databricks/chat_reasoning_response.json")
         }
-        "gateway_chat_response" => include_str!("../fixtures/databricks/gateway_chat_response.json"),
+        "gateway_chat_response" => {
+            include_str!("../fixtures/databricks/gateway_chat_response.json")
+        }
         "embeddings_response" => include_str!("../fixtures/databricks/embeddings_response.json"),
         "error_bad_request" => include_str!("../fixtures/databricks/error_bad_request.json"),
         other => panic!("no fixture {other}"),

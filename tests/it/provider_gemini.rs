@@ -5,7 +5,6 @@
 //! paths and on `/v1`; MLflow's parameter rules; Google's error bodies. The key never reaches a
 //! URL, a response or a log line.
 
-
 use crate::common::upstream::{Recorded, Reply as Script, Upstream};
 use crate::common::*;
 use serde_json::{json, Value};

@@ -5,7 +5,6 @@
 //! error bodies passed through whole, and a cut stream. The key appears in no response and no
 //! log line.
 
-
 use crate::common::upstream::{End, Reply as Script, Upstream};
 use crate::common::*;
 use serde_json::{json, Value};

@@ -4,7 +4,6 @@
 //! `params`, MLflow's one-message rule, the accepted and refused `predictions` shapes, 501 for
 //! streams, and the scoring server's error bodies.
 
-
 use crate::common::upstream::{Reply as Script, Upstream};
 use crate::common::*;
 use serde_json::{json, Value};
@@ -25,7 +24,9 @@ fn fixture(name: &str) -> Value {
         "chat_request" => include_str!("../fixtures/mlflow_serving/chat_request.json"),
         "chat_invocation" => include_str!("../fixtures/mlflow_serving/chat_invocation.json"),
         "predictions_list" => include_str!("../fixtures/mlflow_serving/predictions_list.json"),
-        "predictions_choices" => include_str!("../fixtures/mlflow_serving/predictions_choices.json"),
+        "predictions_choices" => {
+            include_str!("../fixtures/mlflow_serving/predictions_choices.json")
+        }
         "predictions_invalid_dict" => {
             include_str!("../fixtures/mlflow_serving/predictions_invalid_dict.json")
         }

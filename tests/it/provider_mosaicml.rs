@@ -3,7 +3,6 @@
 //! path; the bare key in `Authorization`; MLflow's 422s; 501 for streams; and MosaicML's "too
 //! many tokens" 500s reported as the client's 422. The key appears in no response or log line.
 
-
 use crate::common::upstream::{Reply as Script, Upstream};
 use crate::common::*;
 use serde_json::{json, Value};
@@ -34,7 +33,9 @@ fn fixture(name: &str) -> Value {
         "embeddings_predict" => include_str!("../fixtures/mosaicml/embeddings_predict.json"),
         "text_outputs" => include_str!("../fixtures/mosaicml/text_outputs.json"),
         "embedding_outputs" => include_str!("../fixtures/mosaicml/embedding_outputs.json"),
-        "error_max_output_tokens" => include_str!("../fixtures/mosaicml/error_max_output_tokens.json"),
+        "error_max_output_tokens" => {
+            include_str!("../fixtures/mosaicml/error_max_output_tokens.json")
+        }
         other => panic!("no fixture {other}"),
     };
     serde_json::from_str(text).unwrap()

@@ -4,7 +4,6 @@
 //! default key), `model` first in the body and the configured provider name in `provider`;
 //! completions answer 501 before anything is sent. Keys appear in no response and no log line.
 
-
 use crate::common::upstream::{Reply as Script, Upstream};
 use crate::common::*;
 use serde_json::{json, Value};

@@ -4,7 +4,6 @@
 //! parameter rules; the streaming 501 (PaLM never streams), answered before any upstream call;
 //! Google's error bodies. The key never reaches a URL, a response or a log line.
 
-
 use crate::common::upstream::{Recorded, Reply as Script, Upstream};
 use crate::common::*;
 use serde_json::{json, Value};
@@ -30,7 +29,9 @@ fn fixture(name: &str) -> Value {
     let text = match name {
         "chat_request" => include_str!("../fixtures/palm/chat_request.json"),
         "generate_text_request" => include_str!("../fixtures/palm/generate_text_request.json"),
-        "batch_embed_text_request" => include_str!("../fixtures/palm/batch_embed_text_request.json"),
+        "batch_embed_text_request" => {
+            include_str!("../fixtures/palm/batch_embed_text_request.json")
+        }
         "chat_response" => include_str!("../fixtures/palm/chat_response.json"),
         "generate_text_response" => include_str!("../fixtures/palm/generate_text_response.json"),
         "batch_embed_text_response" => {

@@ -3,7 +3,6 @@
 //! upstream key as bearer). Chat, embeddings and chat streaming; completions 501; Portkey's own
 //! error bodies. Keys appear in no response and no log line.
 
-
 use crate::common::upstream::{Recorded, Reply as Script, Upstream};
 use crate::common::*;
 use serde_json::{json, Value};

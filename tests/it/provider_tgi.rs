@@ -3,7 +3,6 @@
 //! body), the translated completions response on every path, MLflow's parameter rules and 501s
 //! (decided before anything is sent), and TGI's error bodies.
 
-
 use crate::common::upstream::{Reply as Script, Upstream};
 use crate::common::*;
 use serde_json::{json, Value};

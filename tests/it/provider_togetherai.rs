@@ -5,7 +5,6 @@
 //! client `model` on MLflow paths (MLflow lets it replace the configured model), and upstream
 //! errors. The key appears in no response and no log line.
 
-
 use crate::common::upstream::{Reply as Script, Upstream};
 use crate::common::*;
 use serde_json::{json, Value};

@@ -3,7 +3,6 @@
 //! headers, the upstream never called over the limit, the window resetting, per-header keys,
 //! trusted-proxy client IPs, and Redis failing open then recovering.
 
-
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};

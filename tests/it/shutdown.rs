@@ -8,7 +8,6 @@
 //! later, once those are written. SIGINT (Ctrl-C) and SIGQUIT are actix's immediate stop: no
 //! drain.
 
-
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};

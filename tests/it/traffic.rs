@@ -2,7 +2,6 @@
 //! statistical tolerance, 0% never chosen, fallback across a route's destinations, retries with
 //! their call counts, and a circuit breaker that opens, answers 503 at once, probes and closes.
 
-
 use std::time::Duration;
 
 use crate::common::upstream::{End, Reply, Upstream};

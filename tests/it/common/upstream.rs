@@ -460,11 +460,7 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
     haystack.windows(needle.len()).position(|w| w == needle)
 }
 
-fn read_request(
-    stream: &mut TcpStream,
-    buffer: &mut Vec<u8>,
-    shared: &Shared,
-) -> Option<Recorded> {
+fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>, shared: &Shared) -> Option<Recorded> {
     let head_end = loop {
         if let Some(i) = find(buffer, b"\r\n\r\n") {
             break i;
