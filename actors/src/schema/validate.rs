@@ -42,11 +42,6 @@ impl UnifiedRequest {
             max_nodes,
             body_len,
         } = body;
-        let known_keys: &[&str] = match kind {
-            EndpointType::Chat => &CHAT_REQUEST_KEYS,
-            EndpointType::Completions => &COMPLETIONS_REQUEST_KEYS,
-            EndpointType::Embeddings => &["input"],
-        };
         // Where each member went, in the client's order, to rebuild the whole body for an error
         // that echoes it; extras that were changed (nulls) keep their original text here.
         let mut layout = Vec::with_capacity(members.len());
@@ -61,7 +56,7 @@ impl UnifiedRequest {
         let mut all = 1usize;
         for member in members {
             all = all.saturating_add(member.counts.nodes);
-            if known_keys.contains(&member.key.as_str()) {
+            if is_known_key(kind, &member.key) {
                 if kind == EndpointType::Embeddings {
                     if let Some(input) = exact_embeddings_input(member.raw.get()) {
                         direct_input = Some(input);
@@ -190,8 +185,8 @@ fn scan_nodes(value: &Value) -> usize {
     }
 }
 
-/// Every key the chat and completions validators read at the top level.
-const CHAT_REQUEST_KEYS: [&str; 16] = [
+/// The top-level keys the chat and completions validators both read (`CommonParams`).
+const COMMON_PARAM_KEYS: [&str; 13] = [
     "n",
     "stop",
     "max_tokens",
@@ -205,26 +200,18 @@ const CHAT_REQUEST_KEYS: [&str; 16] = [
     "presence_penalty",
     "frequency_penalty",
     "top_k",
-    "messages",
-    "tools",
-    "tool_choice",
 ];
-const COMPLETIONS_REQUEST_KEYS: [&str; 14] = [
-    "n",
-    "stop",
-    "max_tokens",
-    "max_completion_tokens",
-    "stream",
-    "stream_options",
-    "model",
-    "response_format",
-    "temperature",
-    "top_p",
-    "presence_penalty",
-    "frequency_penalty",
-    "top_k",
-    "prompt",
-];
+
+/// Whether the validator for `kind` reads the top-level `key` (anything else stays text).
+fn is_known_key(kind: EndpointType, key: &str) -> bool {
+    match kind {
+        EndpointType::Chat => {
+            COMMON_PARAM_KEYS.contains(&key) || ["messages", "tools", "tool_choice"].contains(&key)
+        }
+        EndpointType::Completions => COMMON_PARAM_KEYS.contains(&key) || key == "prompt",
+        EndpointType::Embeddings => key == "input",
+    }
+}
 
 /// A member's text as a tree; it was checked when the body was read, so failing is a bug here.
 fn parse_checked(raw: &str) -> Result<Value, GatewayError> {
