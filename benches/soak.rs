@@ -655,10 +655,9 @@ async fn reload_loop(context: Rc<Context>, client: Rc<awc::Client>) -> (u64, u64
     let mut checks = 0u64;
     let mut failures = Vec::new();
     loop {
-        // Half a second off the whole seconds since the start: the gateway polls the file once
-        // a second from its own start, and an in-place write landing on a poll would be read
-        // half-written (a real race, reported in benches/SOAK.md, that this run should not
-        // provoke on every tick by accident of phase).
+        // Half a second off the whole seconds since the start, away from the gateway's once a
+        // second poll: that poll used to read an in-place write half-written (benches/SOAK.md,
+        // finding 2, now fixed); `--split-pause-ms` is the deliberate test of that race.
         let at = context.start + config::RELOAD_EVERY * (rewrites as u32 + 1) + RELOAD_PHASE;
         if at >= context.end {
             return (rewrites, checks, failures);
