@@ -20,6 +20,7 @@ use utoipa_swagger_ui::SwaggerUi;
 
 use crate::client_key::{HeaderTrust, KeyPolicy};
 use crate::client_socket::ClientSocket;
+use crate::connection_load::ConnectionLoad;
 use crate::handlers::{metadata, mlflow, openai, ops, WorkerState};
 use crate::metrics::Metrics;
 use crate::observe::{request_id, RequestSpan};
@@ -159,6 +160,10 @@ pub async fn run(
     let upstream = settings.upstream();
     let body_limit = settings.body_limit_bytes;
     let body_timeout = Duration::from_millis(settings.client_body_timeout_ms);
+    let busy_body_timeout = Duration::from_millis(settings.client_body_timeout_busy_ms);
+    let cap_per_worker = connection_cap(&settings)?;
+    let connection_load = ConnectionLoad::new(cap_per_worker, settings.workers);
+    let load = connection_load.clone();
     let send_timeout = SendTimeout(Duration::from_millis(settings.client_send_timeout_ms));
     let max_json_nodes = settings.max_json_nodes;
     let stream_heartbeat_ms = settings.stream_heartbeat_ms;
@@ -194,6 +199,8 @@ pub async fn run(
                 table,
                 body_limit,
                 body_timeout,
+                busy_body_timeout,
+                connection_load: connection_load.clone(),
                 max_json_nodes,
                 limiter: limiter.clone(),
                 breakers: breakers.clone(),
@@ -209,6 +216,7 @@ pub async fn run(
     })
     .on_connect(move |connection, data| {
         ClientSocket::capture(connection, data);
+        data.insert(load.opened());
         // Read by the (patched) HTTP/1 dispatcher: a client that accepts no byte of a reply
         // for this long is dropped, with the handler and upstream request behind it.
         data.insert(send_timeout);
@@ -219,7 +227,7 @@ pub async fn run(
     // Past the grace period the gateway ends what is left itself (`shutdown`); actix's forced
     // stop comes a moment later, once those final answers are written.
     .shutdown_timeout((grace + FINAL_WRITE_MARGIN).as_secs())
-    .max_connections(connection_cap(&settings)?)
+    .max_connections(cap_per_worker)
     .listen(listener)?;
 
     for address in server.addrs() {

@@ -60,6 +60,10 @@ pub struct Settings {
     /// (milliseconds). A deadline for the body, not a gap between reads, so one byte every
     /// few seconds is cut too; the answer is 408 and the connection is closed.
     pub client_body_timeout_ms: u64,
+    /// The body timeout while open connections fill 90% of the connection cap (milliseconds;
+    /// the smaller of the two applies): slow clients then give up their slots quickly, so a
+    /// flood of them cannot keep new requests waiting for a whole `client_body_timeout_ms`.
+    pub client_body_timeout_busy_ms: u64,
     /// How long a client may accept no byte of a pending response (milliseconds; Nginx's
     /// `send_timeout`) before its connection is closed and the upstream request behind it is
     /// released.
@@ -182,6 +186,7 @@ impl Default for Settings {
             keep_alive_secs: 75,
             client_request_timeout_ms: 10_000,
             client_body_timeout_ms: 60_000,
+            client_body_timeout_busy_ms: 2_000,
             client_send_timeout_ms: 60_000,
             shutdown_grace_secs: 30,
             max_connections_per_worker: 0,
@@ -267,6 +272,9 @@ impl Settings {
         }
         if self.client_body_timeout_ms == 0 {
             return fail("client_body_timeout_ms must be at least 1");
+        }
+        if self.client_body_timeout_busy_ms == 0 {
+            return fail("client_body_timeout_busy_ms must be at least 1");
         }
         if self.client_send_timeout_ms == 0 {
             return fail("client_send_timeout_ms must be at least 1");

@@ -44,9 +44,14 @@ pub async fn read_body(
     if declared_length(request).is_some_and(|length| length > limit as u64) {
         return Err(too_large());
     }
-    let timeout = request
-        .app_data::<web::Data<super::WorkerState>>()
-        .map_or(DEFAULT_BODY_TIMEOUT, |state| state.body_timeout);
+    let state = request.app_data::<web::Data<super::WorkerState>>();
+    let timeout = state.map_or(DEFAULT_BODY_TIMEOUT, |state| state.body_timeout);
+    let busy = state.map(|state| {
+        (
+            state.busy_body_timeout.min(timeout),
+            state.connection_load.clone(),
+        )
+    });
     let read = async {
         // Sized once from the declared length: a body read into a growing buffer leaves the
         // buffers it outgrew (as much again as the body) resident while it is parsed. Fresh pages
@@ -71,18 +76,41 @@ pub async fn read_body(
         Ok(body.freeze())
     };
     // One deadline for the whole body, not a gap between reads: a client sending a byte every
-    // few seconds never leaves a long gap, but must not hold its connection forever.
-    tokio::time::timeout(timeout, read).await.map_err(|_| {
-        GatewayError::new(
-            ErrorKind::BodyTimeout,
-            408,
-            format!(
-                "The request body did not arrive within {} ms.",
-                timeout.as_millis()
-            ),
-        )
-    })?
+    // few seconds never leaves a long gap, but must not hold its connection forever. It is the
+    // shorter, busy one whenever connections fill most of the cap, checked as the read goes on,
+    // so clients already reading give up their slots too.
+    let started = Instant::now();
+    let mut read = std::pin::pin!(read);
+    let mut check = tokio::time::interval(BODY_DEADLINE_CHECK_EVERY);
+    loop {
+        tokio::select! {
+            biased;
+            body = &mut read => return body,
+            _ = check.tick() => {
+                let (deadline, why) = match &busy {
+                    Some((short, load)) if load.busy() => {
+                        (*short, " (the gateway is near its connection cap)")
+                    }
+                    _ => (timeout, ""),
+                };
+                if started.elapsed() >= deadline {
+                    return Err(GatewayError::new(
+                        ErrorKind::BodyTimeout,
+                        408,
+                        format!(
+                            "The request body did not arrive within {} ms{why}.",
+                            deadline.as_millis()
+                        ),
+                    ));
+                }
+            }
+        }
+    }
 }
+
+/// How often a body still arriving is checked against its deadline (so a deadline is kept to
+/// within this).
+const BODY_DEADLINE_CHECK_EVERY: Duration = Duration::from_millis(100);
 
 /// The body timeout when a handler runs without the worker state (unit tests).
 const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(60);

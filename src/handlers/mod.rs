@@ -16,6 +16,7 @@ use switchyard_actors::registry::ReloadStats;
 
 use crate::client_key::KeyPolicy;
 use crate::client_socket::ClientSocket;
+use crate::connection_load::ConnectionLoad;
 use actix_web::{HttpMessage, HttpRequest};
 
 use crate::error::ApiFamily;
@@ -32,6 +33,10 @@ pub struct WorkerState {
     pub body_limit: usize,
     /// How long a client has to send its whole request body (`read_body` answers 408 after).
     pub body_timeout: std::time::Duration,
+    /// The body timeout while the connections fill most of the cap (see [`ConnectionLoad`]).
+    pub busy_body_timeout: std::time::Duration,
+    /// Open client connections against the cap, shared by every worker.
+    pub connection_load: Arc<ConnectionLoad>,
     /// Most JSON values one body may build (`max_json_nodes`).
     pub max_json_nodes: usize,
     /// Shared by every worker, so limits are exact across them.

@@ -803,10 +803,12 @@ const SLOW_BODY_HEAD: &[u8] = b"POST /endpoints/chat/invocations HTTP/1.1\r\nHos
 /// `clients` connections that each send [`SLOW_BODY_HEAD`], then one more byte every 200 ms
 /// (never a long gap, never the whole body) until an answer arrives, then wait for the close.
 /// Returns what each received before the gateway closed it; signals `connected` once all are
-/// open. Bounded: gives up after 60 s, returning only the closed ones.
+/// open. Stops once `enough` were closed (dropping the rest). Bounded: gives up after 60 s,
+/// returning only the closed ones.
 fn trickle_bodies(
     address: &str,
     clients: usize,
+    enough: usize,
     connected: std::sync::mpsc::Sender<()>,
 ) -> Vec<String> {
     let mut open: Vec<(TcpStream, Vec<u8>)> = (0..clients)
@@ -820,7 +822,7 @@ fn trickle_bodies(
     let _ = connected.send(());
     let mut closed = Vec::new();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while !open.is_empty() && Instant::now() < deadline {
+    while !open.is_empty() && closed.len() < enough && Instant::now() < deadline {
         open.retain_mut(|(socket, received)| {
             if received.is_empty() {
                 let _ = socket.write(b" ");
@@ -862,7 +864,7 @@ async fn slow_body_clients_are_cut_and_health_answers_under_a_low_descriptor_lim
     const CLIENTS: usize = 300;
     let address = gw.base.trim_start_matches("http://").to_owned();
     let (connected, all_connected) = std::sync::mpsc::channel();
-    let slow = std::thread::spawn(move || trickle_bodies(&address, CLIENTS, connected));
+    let slow = std::thread::spawn(move || trickle_bodies(&address, CLIENTS, CLIENTS, connected));
     all_connected
         .recv_timeout(Duration::from_secs(20))
         .expect("the slow clients connected");
@@ -885,6 +887,43 @@ async fn slow_body_clients_are_cut_and_health_answers_under_a_low_descriptor_lim
     let logs = gw.logs();
     assert!(!logs.contains("Too many open files"), "{logs}");
     assert!(!logs.contains("Error accepting connection"), "{logs}");
+    assert_eq!(upstream.request_count(), 0);
+}
+
+#[actix_rt::test]
+async fn near_the_connection_cap_slow_bodies_are_cut_soon_so_health_is_served() {
+    let upstream = Upstream::start();
+    // The default 60 s body timeout: 300 slowloris clients fill the 108 slots, and only the
+    // busy timeout (2 s by default, from 90% of the cap) frees them in time for /health, whose
+    // client gives up after 30 s.
+    let gw = Gateway::start_with_open_files(&config(&upstream), &[], &[], 256);
+    const CLIENTS: usize = 300;
+    let address = gw.base.trim_start_matches("http://").to_owned();
+    let (connected, all_connected) = std::sync::mpsc::channel();
+    // Once fewer than 90% of the slots are taken the 60 s timeout applies again, so only the
+    // clients cut while the gateway was busy (all but about a cap's worth) are waited for.
+    const CUT_WHILE_BUSY: usize = CLIENTS - 108;
+    let slow =
+        std::thread::spawn(move || trickle_bodies(&address, CLIENTS, CUT_WHILE_BUSY, connected));
+    all_connected
+        .recv_timeout(Duration::from_secs(20))
+        .expect("the slow clients connected");
+    let reply = get(&gw.url("/health")).await;
+    assert_eq!(reply.status, 200, "{}", reply.text);
+    let answers = slow.join().expect("slow clients");
+    assert!(
+        answers.len() >= CUT_WHILE_BUSY,
+        "only {} slow clients cut",
+        answers.len()
+    );
+    for answer in &answers {
+        assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
+        assert!(
+            answer
+                .contains("did not arrive within 2000 ms (the gateway is near its connection cap)"),
+            "{answer:?}"
+        );
+    }
     assert_eq!(upstream.request_count(), 0);
 }
 
