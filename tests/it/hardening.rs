@@ -1256,20 +1256,11 @@ fn zeros_body() -> (Vec<u8>, String) {
     (body, x)
 }
 
-fn chat_completion() -> Reply {
-    Reply::json(
-        200,
-        &json!({"id": "c", "object": "chat.completion", "created": 1, "model": "m",
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-                "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}),
-    )
-}
-
 /// Sends `copies` of the zeros body at once and checks each reached the upstream with `x` as
 /// sent and got its answer, and that the gateway's peak RSS rose by at most 3x the bodies.
 async fn zeros_bodies_cost_at_most_three_times_their_size(copies: usize) {
     let upstream = Upstream::start();
-    upstream.set_fallback(chat_completion());
+    upstream.set_fallback(ok_chat_reply());
     let gw = Gateway::start(&config(&upstream));
     // One small request first, so that what is measured is the body, not first-use set-up.
     let reply = post_json(&gw.url("/endpoints/chat/invocations"), &chat()).await;
@@ -1328,7 +1319,7 @@ async fn three_16_mib_bodies_at_once_cost_at_most_three_times_their_size() {
 #[actix_rt::test]
 async fn a_body_over_the_node_limit_gets_a_413_naming_the_setting() {
     let upstream = Upstream::start();
-    upstream.set_fallback(chat_completion());
+    upstream.set_fallback(ok_chat_reply());
     let gw = Gateway::start(&config(&upstream));
     // 50,001 messages of 3 values each: ~150,000 values, over the default 100,000, in 1.5 MB.
     let messages: Vec<Value> = (0..50_001)
