@@ -41,7 +41,8 @@ pub async fn read_body(
         )
     };
     refuse_encoded_body(request)?;
-    if declared_length(request).is_some_and(|length| length > limit as u64) {
+    let declared = declared_length(request);
+    if declared.is_some_and(|length| length > limit as u64) {
         return Err(too_large());
     }
     let state = request.app_data::<web::Data<super::WorkerState>>();
@@ -49,7 +50,7 @@ pub async fn read_body(
     let busy = state.map(|state| {
         (
             state.busy_body_timeout.min(timeout),
-            state.connection_load.clone(),
+            &*state.connection_load,
         )
     });
     let read = async {
@@ -57,9 +58,8 @@ pub async fn read_body(
         // buffers it outgrew (as much again as the body) resident while it is parsed. Fresh pages
         // are committed by the OS as the bytes arrive, so a client that declares much and sends
         // little costs about what it sends.
-        let mut body = BytesMut::with_capacity(
-            declared_length(request).map_or(0, |length| length.min(limit as u64) as usize),
-        );
+        let mut body =
+            BytesMut::with_capacity(declared.map_or(0, |length| length.min(limit as u64) as usize));
         while let Some(chunk) = payload.next().await {
             let chunk = chunk.map_err(|err| {
                 GatewayError::new(
